@@ -1,0 +1,3 @@
+module gotrace.example/demo
+
+go 1.17

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* The Go version and module/build settings the linker records in .go.buildinfo. */
+#ifndef GOTRACE_BUILDINFO_H
+#define GOTRACE_BUILDINFO_H
+
+#include <stdbool.h>
+#include "elf/elf_file.h"
+
+#define GO_MAX_SETTINGS 64
+
+struct go_setting {
+	char *key;   /* "CGO_ENABLED", "-buildmode", "GOARCH", "-ldflags", ... */
+	char *value;
+};
+
+struct go_buildinfo {
+	char version[64]; /* "go1.27.4", "go1.21.13", "devel ..." */
+	int major, minor, patch; /* 1, 27, 4; minor = -1 when unparsable */
+	bool inline_strings;	 /* flags bit 1: 1.18+ format */
+	char *modinfo;		 /* raw modinfo text without sentinels, or NULL */
+	char *path;		 /* "path" line: main package path, or NULL */
+	char *main_module;	 /* "mod" line: module path, or NULL */
+	char *main_version;	 /* "mod" line: module version, or NULL */
+	int nsettings;
+	struct go_setting settings[GO_MAX_SETTINGS];
+};
+
+/*
+ * Read .go.buildinfo (or, without section headers, scan the data segments for
+ * the magic). Returns 0, -ENOENT when the binary carries no Go build info
+ * (not Go, or Go < 1.13), -EINVAL when it is corrupt; gt_lasterr() says which.
+ */
+int buildinfo__read(const struct elf_file *ef, struct go_buildinfo *bi);
+/* Parse "go1.21.13" / "go1.22rc1" / "go1.19" into numbers. 0 or -EINVAL. */
+int buildinfo__parse_version(const char *s, int *major, int *minor, int *patch);
+/* Value of a build setting ("CGO_ENABLED"), or NULL. */
+const char *buildinfo__setting(const struct go_buildinfo *bi, const char *key);
+void buildinfo__free(struct go_buildinfo *bi);
+
+#endif
