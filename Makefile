@@ -94,10 +94,12 @@ check: $(UNIT_BINS)
 # libFuzzer over the ELF/buildinfo/pclntab parsers, bounded in time.
 FUZZ_SECONDS ?= 60
 fuzz: $(OUTPUT)/fuzz_gosym
-$(OUTPUT)/fuzz_gosym: tests/fuzz/fuzz_gosym.c $(LIB_SRCS) | $(OUTPUT)
+# The fuzzer links the parsers only (no subcommands, which need main.c).
+FUZZ_SRCS := $(filter-out src/cmd/%,$(LIB_SRCS))
+$(OUTPUT)/fuzz_gosym: tests/fuzz/fuzz_gosym.c $(FUZZ_SRCS) | $(OUTPUT)
 	$(call msg,FUZZ-CC,$@)
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-std=gnu11 -Iinclude -Isrc -I$(OUTPUT) $(PKG_CFLAGS) $< $(LIB_SRCS) $(PKG_LIBS) -lm -o $@
+		-std=gnu11 -Iinclude -Isrc -I$(OUTPUT) $(PKG_CFLAGS) $< $(FUZZ_SRCS) $(PKG_LIBS) -lm -o $@
 check-fuzz: $(OUTPUT)/fuzz_gosym
 	$(Q)tests/fuzz/run.sh $(OUTPUT)/fuzz_gosym $(FUZZ_SECONDS)
 

@@ -41,16 +41,18 @@ static struct json_object *jaddr(uint64_t v)
 	return json_object_new_int64((int64_t)v);
 }
 
-/* True when the binary links C code through cgo (build setting, or runtime/cgo functions). */
+/*
+ * True when the binary links C code through runtime/cgo. CGO_ENABLED=1 in the build
+ * settings only says cgo was available: a pure-Go program built so has no C in it.
+ * runtime/cgo's C entry points show up in .gopclntab as functions.
+ */
 static bool is_cgo(const struct go_model *m)
 {
-	const char *v = buildinfo__setting(&m->bi, "CGO_ENABLED");
+	uint64_t a, sz;
 
-	if (v)
-		return !strcmp(v, "1");
-	return pclntab__func_by_name(m->pcln, "runtime/cgo.init") ||
-	       pclntab__func_by_name(m->pcln, "x_cgo_init") ||
-	       pclntab__func_by_name(m->pcln, "runtime.cgocall") != NULL;
+	return pclntab__func_by_name(m->pcln, "x_cgo_init") ||
+	       pclntab__func_by_name(m->pcln, "_cgo_sys_thread_start") ||
+	       elf_file__symbol(m->ef, "x_cgo_init", &a, &sz) == 0;
 }
 
 static const char *goarch_of(const struct go_model *m)
@@ -178,6 +180,7 @@ static struct json_object *inspect_json(const struct go_model *m, bool functions
 	struct json_object *o = json_object_new_object(), *mod, *set, *pc, *wr;
 	const struct go_buildinfo *bi = &m->bi;
 	const char *const *wtab;
+	const uint8_t *hdr;
 	const char *trim;
 	int nw;
 
@@ -220,6 +223,8 @@ static struct json_object *inspect_json(const struct go_model *m, bool functions
 	pc = json_object_new_object();
 	json_object_object_add(pc, "format",
 			       json_object_new_string(pcln_format_name(pclntab__format(m->pcln))));
+	hdr = elf_file__vaddr_ptr(m->ef, pclntab__addr(m->pcln), 4);
+	json_object_object_add(pc, "magic", hdr ? jaddr(elf_file__u32(m->ef, hdr)) : NULL);
 	json_object_object_add(pc, "address", jaddr(pclntab__addr(m->pcln)));
 	json_object_object_add(pc, "size", jaddr(pclntab__size(m->pcln)));
 	json_object_object_add(pc, "text_start", jaddr(pclntab__text_start(m->pcln)));
@@ -305,15 +310,18 @@ static void print_text(struct json_object *o)
 		printf("build:      ");
 		json_object_object_foreach(set, k, v)
 		{
-			/* -ldflags can be long; the JSON has it whole. */
-			printf(" %s=%.40s", k, json_object_get_string(v));
+			const char *val = json_object_get_string(v);
+
+			/* Empty CGO_* flags are noise; -ldflags can be long: the JSON has all. */
+			if (val && *val)
+				printf(" %s=%.40s", k, val);
 		}
 		printf("\n");
 	}
 	pc = json_object_object_get(o, "pclntab");
-	printf("pclntab:     format %s at 0x%" PRIx64 " (%" PRId64 " bytes), %" PRId64
+	printf("pclntab:     format %s (magic 0x%" PRIx64 ") at 0x%" PRIx64 " (%" PRId64 " bytes), %" PRId64
 	       " functions, %" PRId64 " files, text 0x%" PRIx64 " (from %s)\n",
-	       js(pc, "format"), ji(pc, "address"), ji(pc, "size"), ji(pc, "functions"),
+	       js(pc, "format"), ji(pc, "magic"), ji(pc, "address"), ji(pc, "size"), ji(pc, "functions"),
 	       ji(pc, "files"), ji(pc, "text_start"), js(pc, "text_start_source"));
 
 	proc = json_object_object_get(o, "process");

@@ -54,9 +54,10 @@ struct go_probe_site {
 	uint32_t attach_offset; /* from entry: where the entry probe goes */
 	char attach_insn[48];	/* disassembly of the instruction there */
 	enum go_attach_kind attach_kind;
-	int nret;
+	int nret;		/* entries of ret_offsets (at most GO_PROBE_MAX_RETS) */
 	uint32_t ret_offsets[GO_PROBE_MAX_RETS]; /* from entry */
-	bool rets_truncated;
+	bool rets_truncated;	/* the function has more RETs than that */
+	uint32_t undecoded;	/* bytes of [addr, addr+size) the disassembler skipped */
 	const char *fallback;	/* what gotrace does when absent, or NULL */
 };
 
@@ -83,5 +84,18 @@ int insn__find_rets(uint16_t machine, const uint8_t *code, size_t len, uint64_t 
 int insn__attach_point(uint16_t machine, const uint8_t *code, size_t len, uint64_t addr,
 		       uint32_t *off, char *insn, size_t insn_len, enum go_attach_kind *kind,
 		       bool *has_stack_check);
+
+/* What one linear sweep over a function saw. */
+struct insn_sweep_stats {
+	uint32_t ninsn;	    /* instructions decoded */
+	uint32_t nlen_only; /* of which only their length (VEX/EVEX unknown to capstone 4) */
+	uint32_t nbad;	    /* bytes skipped because they did not decode */
+	uint32_t first_bad; /* offset of the first of them (valid when nbad) */
+};
+/* insn__find_rets(), also reporting the sweep's counts in *ST (may be NULL). */
+int insn__find_rets_stats(uint16_t machine, const uint8_t *code, size_t len, uint64_t addr,
+			  uint32_t *offs, int max, struct insn_sweep_stats *st);
+/* The kernel's handling of a uprobe on the one instruction at CODE (machine EM_*). */
+enum go_attach_kind insn__attach_kind(uint16_t machine, const uint8_t *code, size_t len);
 
 #endif
