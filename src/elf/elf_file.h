@@ -20,7 +20,10 @@ struct elf_section {
 	uint64_t size;
 	uint32_t type;	 /* SHT_* */
 	uint64_t flags;	 /* SHF_* */
-	const uint8_t *data; /* raw file bytes, NULL for SHT_NOBITS */
+	uint32_t link;	 /* sh_link */
+	uint64_t entsize; /* sh_entsize */
+	/* Raw file bytes, NULL for SHT_NOBITS or when any byte lies beyond the end of the file. */
+	const uint8_t *data;
 };
 
 struct elf_segment {
@@ -28,7 +31,11 @@ struct elf_segment {
 	uint32_t flags; /* PF_R|PF_W|PF_X */
 };
 
-/* Open and map PATH. Returns NULL with errno set and gt_lasterr() describing why. */
+/*
+ * Open and map PATH. Returns NULL with errno set and gt_lasterr() describing why:
+ * ENOEXEC "not an ELF file: PATH", EINVAL "truncated or corrupt ELF file: PATH",
+ * or the open/mmap errno ("cannot read PATH: Permission denied").
+ */
 struct elf_file *elf_file__open(const char *path);
 /* Parse an in-memory image (not copied; must outlive the handle). For fuzzing and tests. */
 struct elf_file *elf_file__open_mem(const void *buf, size_t size, const char *name);
@@ -59,8 +66,29 @@ int elf_file__vaddr_to_offset(const struct elf_file *ef, uint64_t vaddr, uint64_
  * if any of them lies outside the file (bss, out of range).
  */
 const uint8_t *elf_file__vaddr_ptr(const struct elf_file *ef, uint64_t vaddr, size_t len);
+/*
+ * Pointer to the file-backed bytes at VADDR and, in *AVAIL, how many follow it in
+ * the same PT_LOAD segment (and in the file). NULL (and *AVAIL = 0) when none.
+ */
+const uint8_t *elf_file__vaddr_span(const struct elf_file *ef, uint64_t vaddr, size_t *avail);
 /* Read a pointer-sized little/big-endian word at vaddr. 0 or -ENOENT. */
 int elf_file__read_ptr(const struct elf_file *ef, uint64_t vaddr, uint64_t *val);
+/*
+ * Like elf_file__read_ptr(), but for an address slot of a PIE/shared object whose
+ * word is 0 in the file, return the link-time value its RELATIVE relocation stores.
+ */
+int elf_file__read_addr(const struct elf_file *ef, uint64_t vaddr, uint64_t *val);
+
+/* A RELATIVE dynamic relocation: at load, *(bias + offset) = bias + addend. */
+struct elf_reloc {
+	uint64_t offset, addend;
+};
+/*
+ * Every RELATIVE relocation of the file (from SHT_RELA/SHT_REL sections), sorted by
+ * offset; built on the first call (thread-safe), owned by EF. 0 or -ENOMEM.
+ */
+int elf_file__relative_relocs(const struct elf_file *ef, const struct elf_reloc **relocs,
+			      size_t *cnt);
 
 /* Look a symbol up in .symtab, then .dynsym. 0 or -ENOENT. */
 int elf_file__symbol(const struct elf_file *ef, const char *name, uint64_t *addr, uint64_t *size);
