@@ -193,6 +193,12 @@ static int parse_image(struct elf_file *ef)
 	ef->elf = elf_memory((char *)ef->data, ef->size);
 	if (!ef->elf || elf_kind(ef->elf) != ELF_K_ELF || !gelf_getehdr(ef->elf, &eh))
 		goto corrupt;
+	/* libelf quietly drops header tables that lie past the end of a truncated file. */
+	if ((eh.e_shoff && (!eh.e_shentsize ||
+			    !range_ok(eh.e_shoff, (uint64_t)eh.e_shentsize * (eh.e_shnum ? eh.e_shnum : 1),
+				      ef->size))) ||
+	    (eh.e_phnum && !range_ok(eh.e_phoff, (uint64_t)eh.e_phentsize * eh.e_phnum, ef->size)))
+		goto corrupt;
 	ef->machine = eh.e_machine;
 	ef->type = eh.e_type;
 	ef->ptr_size = ef->data[EI_CLASS] == ELFCLASS64 ? 8 : 4;
@@ -207,6 +213,13 @@ static int parse_image(struct elf_file *ef)
 	}
 	if (err)
 		goto corrupt;
+	/* A cut-off file: its loadable bytes or section contents run past the end. */
+	for (size_t i = 0; i < ef->nsegs; i++)
+		if (!range_ok(ef->segs[i].offset, ef->segs[i].filesz, ef->size))
+			goto corrupt;
+	for (size_t i = 0; i < ef->nsecs; i++)
+		if (ef->secs[i].type != SHT_NOBITS && ef->secs[i].size && !ef->secs[i].data)
+			goto corrupt;
 	return 0;
 corrupt:
 	gt_seterr("truncated or corrupt ELF file: %s", ef->path);

@@ -51,8 +51,7 @@ int buildinfo__parse_version(const char *s, int *major, int *minor, int *patch)
 			break;
 		s++;
 	}
-	/* "go1" alone (Go 1.0) has no minor: too old to matter, but still a version. */
-	if (n < 2 && !(n == 1 && v[0] == 1 && (*s == '\0' || *s == ' ')))
+	if (n < 2)
 		return -EINVAL;
 	*major = (int)v[0];
 	*minor = (int)v[1];

@@ -26,12 +26,19 @@ struct go_buildinfo {
 };
 
 /*
- * Read .go.buildinfo (or, without section headers, scan the data segments for
- * the magic). Returns 0, -ENOENT when the binary carries no Go build info
+ * Read .go.buildinfo (or, without that section, scan the writable segments for
+ * the 16-byte aligned magic); both formats: inline strings (Go 1.18+) and the
+ * pointer format (1.13-1.17, PIE relocations honoured). BI is overwritten
+ * (free a previous result first); on error nothing is left to free, though
+ * buildinfo__free() is always safe. Returns 0, -ENOENT when the binary carries no Go build info
  * (not Go, or Go < 1.13), -EINVAL when it is corrupt; gt_lasterr() says which.
+ * Settings come from the "build" lines of modinfo, unquoted as Go quotes them.
  */
 int buildinfo__read(const struct elf_file *ef, struct go_buildinfo *bi);
-/* Parse "go1.21.13" / "go1.22rc1" / "go1.19" into numbers. 0 or -EINVAL. */
+/*
+ * Parse "go1.21.13" / "go1.22rc1" / "go1.19" / "devel go1.23-abc..." into numbers
+ * (patch 0 when absent). 0 or -EINVAL.
+ */
 int buildinfo__parse_version(const char *s, int *major, int *minor, int *patch);
 /* Value of a build setting ("CGO_ENABLED"), or NULL. */
 const char *buildinfo__setting(const struct go_buildinfo *bi, const char *key);

@@ -27,13 +27,15 @@
 #define FUNCDATA_NONE 0xffffffffu
 #define MAX_NFUNC (1u << 24)
 #define MAX_INLINE_DEPTH 1024
-/* Functions sampled to validate a gofunc candidate. */
+/* Functions sampled to validate a gofunc candidate, and the most looked at. */
 #define GOFUNC_SAMPLE 64
+#define GOFUNC_BUDGET 4096
 
 /* moduledata word indexes (pointer-sized words; slices take three). */
 #define MD_FUNCNAMETAB 1
 #define MD_CUTAB 4
 #define MD_FILETAB 7
+#define MD_PCLNTABLE 13
 #define MD_TEXT 22
 
 /* A sub-table of the pclntab: bytes [p, p + len) of the file. */
@@ -98,6 +100,7 @@ struct pclntab {
 	struct func_layout fl;
 	struct region funcname, cutab, filetab, pctab, pcln;
 	bool big_endian;
+	bool scanned; /* found without a section: size is only an upper bound */
 	struct func_rec *recs;
 	size_t nrecs;
 	/* find_func buckets: bucket[b] = first function covering lo + (b << shift). */
@@ -188,7 +191,8 @@ static inline const uint8_t *pc_step(const uint8_t *b, const uint8_t *end, int q
 	n = read_varint(b, end, &pcd);
 	if (!n)
 		return NULL;
-	*val += (int32_t)(-(uv & 1) ^ (uv >> 1));
+	/* Go's int32 arithmetic wraps: do it unsigned. */
+	*val = (int32_t)((uint32_t)*val + (-(uv & 1) ^ (uv >> 1)));
 	*pc += (uint64_t)pcd * quantum;
 	return b + n;
 }
@@ -256,7 +260,7 @@ static size_t rec_index(const struct pclntab *p, const struct go_func *fn)
 	const struct func_rec *r = (const struct func_rec *)fn;
 
 	/* go_func is the first member of func_rec: accept only pointers we handed out. */
-	if (r >= p->recs && r < p->recs + p->nrecs && (const struct go_func *)r == &r->f)
+	if (r >= p->recs && r < p->recs + p->nrecs)
 		return (size_t)(r - p->recs);
 	fn = pclntab__find_func(p, fn->entry);
 	return fn ? (size_t)((const struct func_rec *)fn - p->recs) : SIZE_MAX;
@@ -271,26 +275,33 @@ static uint64_t func_size(const struct go_func *fn)
 	return sz > UINT32_MAX ? UINT32_MAX : sz;
 }
 
+int pclntab__pcvalue_decode(const uint8_t *tab, size_t len, int quantum, uint64_t pcoff,
+			    int32_t *val)
+{
+	const uint8_t *b = tab, *end;
+	uint64_t pc = 0;
+	int32_t v = -1;
+
+	if (!tab || quantum <= 0)
+		return -EINVAL;
+	end = tab + len;
+	while ((b = pc_step(b, end, quantum, &pc, &v, pc == 0))) {
+		if (pcoff < pc) {
+			*val = v;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 /* Walk table OFF of FN up to PCOFF without caching: Go's pcvalue(). */
 static int pcvalue_walk(const struct pclntab *p, const struct go_func *fn, uint32_t off,
 			uint64_t pcoff, int32_t *out)
 {
-	const uint8_t *b, *end = p->pctab.p + p->pctab.len;
-	uint64_t pc = 0;
-	int32_t val = -1;
-
-	if (!off || off >= p->pctab.len)
+	if (!off || off >= p->pctab.len || pcoff >= func_size(fn))
 		return -ENOENT;
-	b = p->pctab.p + off;
-	while ((b = pc_step(b, end, p->quantum, &pc, &val, pc == 0))) {
-		if (pcoff < pc) {
-			*out = val;
-			return 0;
-		}
-		if (pc >= func_size(fn))
-			break;
-	}
-	return -ENOENT;
+	return pclntab__pcvalue_decode(p->pctab.p + off, p->pctab.len - off, p->quantum, pcoff,
+				       out);
 }
 
 /* A pc-value table read row by row: the current row holds below pc offset END. */
@@ -347,8 +358,8 @@ static uint32_t file_off(const struct pclntab *p, const uint8_t *fp, int32_t fno
  * Merge pcfile, pcln and the inline-index table of R into rows (ROWS NULL: count
  * only). Each row ends where any of the three tables changes value.
  */
-static uint32_t merge_rows(const struct pclntab *p, const struct func_rec *r, const uint32_t offs[3],
-			   uint32_t *ends, struct pcrow *rows)
+static uint32_t merge_rows(const struct pclntab *p, const struct func_rec *r,
+			   const uint32_t offs[3], uint32_t *ends, struct pcrow *rows)
 {
 	uint64_t size = func_size(&r->f);
 	int32_t last_fno = INT32_MIN;
@@ -673,6 +684,7 @@ static int locate(struct pclntab *p)
 	}
 	switch (scan_for_header(p)) {
 	case 0:
+		p->scanned = true;
 		vlog("gotrace: %s has no .gopclntab section; found a pclntab at 0x%llx\n", p->path,
 		     (unsigned long long)p->addr);
 		return 0;
@@ -735,6 +747,25 @@ static uint64_t find_moduledata(const struct pclntab *p)
 				return rel[i].offset;
 	}
 	return 0;
+}
+
+/*
+ * A table found by scanning (externally linked PIE before Go 1.26 merges it into
+ * .data.rel.ro) runs to the end of its segment as far as we know; moduledata's
+ * pclntable slice says where it really ends.
+ */
+static void tighten_size(struct pclntab *p)
+{
+	uint64_t ptr, len, need;
+
+	if (!p->scanned || !p->moduledata || !md_word(p, p->moduledata, MD_PCLNTABLE, &ptr) ||
+	    !md_word(p, p->moduledata, MD_PCLNTABLE + 1, &len))
+		return;
+	need = (2 * p->nfunc + 1) * (p->fmt == PCLN_FMT_116 ? p->ptr_size : 4);
+	if (ptr != tab_vaddr(p, p->pcln.p) || len > p->pcln.len || len < need)
+		return;
+	p->pcln.len = len;
+	p->size = (uint64_t)(p->pcln.p - p->hdr) + len;
 }
 
 static void find_text_start(struct pclntab *p, const struct pclntab_opts *opts)
@@ -921,13 +952,13 @@ static int check_inltree(struct pclntab *p, const struct func_rec *r, uint64_t b
 static int judge_gofunc(struct pclntab *p, uint64_t base)
 {
 	size_t step = p->nrecs / GOFUNC_SAMPLE + 1;
-	int seen = 0;
+	int seen = 0, budget = GOFUNC_BUDGET;
 
 	if (!base || !elf_file__vaddr_ptr(p->ef, base, 1))
 		return 0;
 	for (size_t i = 0; i < p->nrecs && seen < 8; i += step) {
-		/* Walk forward to the next function that has an inline tree. */
-		for (size_t j = i; j < p->nrecs && j < i + step; j++) {
+		/* Walk forward to the next function that has an inline tree (bounded work). */
+		for (size_t j = i; j < p->nrecs && j < i + step && budget-- > 0; j++) {
 			int r = check_inltree(p, &p->recs[j], base);
 
 			if (r == 0)
@@ -1024,6 +1055,7 @@ struct pclntab *pclntab__open(const struct elf_file *ef, const struct pclntab_op
 		goto cleanup;
 	set_layout(p);
 	p->moduledata = find_moduledata(p);
+	tighten_size(p);
 	find_text_start(p, opts);
 	if (p->fmt != PCLN_FMT_116 && !p->text_start) {
 		gt_seterr("cannot find the start of the Go text (runtime.text) in %s", p->path);
