@@ -21,19 +21,19 @@ fi
 # Seeds: a tiny Go program built with each cached toolchain, plain and stripped+PIE.
 if [ -z "$(ls -A "$work/seeds" 2>/dev/null)" ]; then
 	src=$(mktemp -d)
+	rm -rf "$work/seeds.tmp" && mkdir -p "$work/seeds.tmp"
 	printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("seed") }\n' > "$src/main.go"
 	printf 'module seed\n\ngo 1.17\n' > "$src/go.mod"
 	"$here/../../tools/go-toolchains.sh" 19 27 | while read -r minor goroot; do
 		for v in plain strip; do
-			flags=""
-			[ $v = strip ] && flags="-buildmode=pie -ldflags=-s -w"
-			# shellcheck disable=SC2086
+			if [ $v = strip ]; then set -- -buildmode=pie "-ldflags=-s -w"; else set --; fi
 			(cd "$src" && GOROOT=$goroot GOTOOLCHAIN=local GOFLAGS=-mod=mod GOPROXY=off \
 				GOCACHE=$cache/gocache/1.$minor CGO_ENABLED=0 \
-				"$goroot/bin/go" build $flags -o "$work/seeds/go1.$minor-$v" .) >&2
+				"$goroot/bin/go" build "$@" -o "$work/seeds.tmp/go1.$minor-$v" .) >&2
 		done
 	done
 	rm -rf "$src"
+	rm -rf "$work/seeds" && mv "$work/seeds.tmp" "$work/seeds"
 fi
 
 echo "fuzz: running $fuzzer for ${secs}s"
