@@ -44,13 +44,16 @@ static struct json_object *jaddr(uint64_t v)
 /*
  * True when the binary links C code through runtime/cgo. CGO_ENABLED=1 in the build
  * settings only says cgo was available: a pure-Go program built so has no C in it.
- * runtime/cgo's C entry points show up in .gopclntab as functions.
+ * runtime/cgo's entry points show up in .gopclntab as functions: _cgo_topofstack (a
+ * Go assembly function of runtime/cgo, present however the binary was linked) and,
+ * with internal linking, the C functions x_cgo_init and _cgo_sys_thread_start.
  */
 static bool is_cgo(const struct go_model *m)
 {
 	uint64_t a, sz;
 
-	return pclntab__func_by_name(m->pcln, "x_cgo_init") ||
+	return pclntab__func_by_name(m->pcln, "_cgo_topofstack") ||
+	       pclntab__func_by_name(m->pcln, "x_cgo_init") ||
 	       pclntab__func_by_name(m->pcln, "_cgo_sys_thread_start") ||
 	       elf_file__symbol(m->ef, "x_cgo_init", &a, &sz) == 0;
 }
@@ -187,6 +190,8 @@ static struct json_object *inspect_json(const struct go_model *m, bool functions
 	json_object_object_add(o, "path", json_object_new_string(m->has_proc ? m->proc.exe_path
 									     : m->path));
 	json_object_object_add(o, "go_version", json_object_new_string(bi->version));
+	json_object_object_add(o, "version_source",
+			       json_object_new_string(bi->source ? bi->source : ".go.buildinfo"));
 	json_object_object_add(o, "go_minor", json_object_new_int(bi->minor));
 	json_object_object_add(o, "supported", json_object_new_boolean(m->supported));
 	json_object_object_add(o, "unsupported_reason",
@@ -295,7 +300,9 @@ static void print_text(struct json_object *o)
 	const char *s;
 
 	printf("path:        %s\n", js(o, "path"));
-	printf("go_version:  %s%s\n", js(o, "go_version"), jb(o, "supported") ? "" : "  (unsupported)");
+	printf("go_version:  %s%s%s\n", js(o, "go_version"), jb(o, "supported") ? "" : "  (unsupported)",
+	       strcmp(js(o, "version_source"), ".go.buildinfo") ?
+		       "  (no .go.buildinfo: read from runtime.buildVersion)" : "");
 	if (!jb(o, "supported"))
 		printf("unsupported: %s\n", js(o, "unsupported_reason"));
 	if ((s = js(json_object_object_get(o, "module"), "main")))

@@ -122,7 +122,7 @@ int cmd_symbolize(int argc, char **argv)
 	int c, err, first;
 	uint64_t addr;
 
-	while ((c = getopt_long(argc, argv, "+p:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			errno = 0;

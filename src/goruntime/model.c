@@ -14,6 +14,14 @@ static int model_load(struct go_model *m, const struct go_model_opts *opts)
 	int err;
 
 	err = buildinfo__read(m->ef, &m->bi);
+	if (err == -ENOENT && (elf_file__section(m->ef, ".gopclntab") ||
+			       elf_file__section(m->ef, ".data.rel.ro.gopclntab"))) {
+		/* Build info stripped after linking: the runtime's version string remains. */
+		err = buildinfo__read_version_string(m->ef, &m->bi);
+		if (!err)
+			vlog("gotrace: %s has no .go.buildinfo; version %s from runtime.buildVersion\n",
+			     m->path, m->bi.version);
+	}
 	if (err) {
 		/* A Go binary without build info is older than 1.13, or not Go at all. */
 		if (err == -ENOENT && !elf_file__section(m->ef, ".gopclntab") &&

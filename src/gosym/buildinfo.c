@@ -7,7 +7,10 @@
  * Format: Go's src/debug/buildinfo and cmd/link buildinfo() (go-runtime-facts §7.4).
  */
 #define _GNU_SOURCE
+#include <ctype.h>
+#include <elf.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -440,6 +443,73 @@ int buildinfo__read(const struct elf_file *ef, struct go_buildinfo *bi)
 		buildinfo__free(bi);
 		return -EINVAL;
 	}
+	bi->source = ".go.buildinfo";
+	return 0;
+}
+
+/* A release version string as runtime.buildVersion holds it: "go1.N", "go1.N.P", "go1.NrcK". */
+static bool version_like(const uint8_t *p, uint64_t len)
+{
+	uint64_t i = 4;
+
+	if (len < 5 || len > 48 || memcmp(p, "go1.", 4) || !isdigit(p[4]))
+		return false;
+	while (i < len && (isalnum(p[i]) || p[i] == '.' || p[i] == '-' || p[i] == ' ' ||
+			   p[i] == ':' || p[i] == ',' || p[i] == '=' || p[i] == '+'))
+		i++;
+	return i == len;
+}
+
+int buildinfo__read_version_string(const struct elf_file *ef, struct go_buildinfo *bi)
+{
+	const char *path = elf_file__path(ef);
+	char found[sizeof(bi->version)] = "";
+	int ptr = elf_file__ptr_size(ef);
+	bool ambiguous = false;
+
+	if (ptr != 8) {
+		gt_seterr("no Go build info in %s (not a Go program, or built by Go older than 1.13)",
+			  path);
+		return -ENOENT;
+	}
+	for (size_t i = 0; i < elf_file__section_cnt(ef) && !ambiguous; i++) {
+		const struct elf_section *sec = elf_file__section_at(ef, i);
+
+		/* String headers of initialised variables live in the writable data sections. */
+		if (!sec->data || sec->type != SHT_PROGBITS || !(sec->flags & SHF_WRITE) ||
+		    (sec->flags & SHF_EXECINSTR))
+			continue;
+		for (uint64_t off = 0; off + 16 <= sec->size; off += 8) {
+			uint64_t sptr, slen = elf_file__u64(ef, sec->data + off + 8);
+			const uint8_t *s;
+
+			if (slen < 5 || slen > 48)
+				continue;
+			if (elf_file__read_addr(ef, sec->addr + off, &sptr) || !sptr)
+				continue;
+			s = elf_file__vaddr_ptr(ef, sptr, slen);
+			if (!s || !version_like(s, slen))
+				continue;
+			if (found[0] && (strlen(found) != slen || memcmp(found, s, slen))) {
+				ambiguous = true;
+				break;
+			}
+			memcpy(found, s, slen);
+			found[slen] = '\0';
+		}
+	}
+	if (!found[0] || ambiguous) {
+		gt_seterr("no Go build info in %s (not a Go program, or built by Go older than 1.13%s)",
+			  path, ambiguous ? "; several Go version strings, none certain" : "");
+		return -ENOENT;
+	}
+	memset(bi, 0, sizeof(*bi));
+	snprintf(bi->version, sizeof(bi->version), "%s", found);
+	/* "go1.26.5 X:nodwarf5": the experiment suffix is not part of the version. */
+	bi->version[strcspn(bi->version, " ")] = '\0';
+	if (buildinfo__parse_version(bi->version, &bi->major, &bi->minor, &bi->patch))
+		bi->major = bi->minor = bi->patch = -1;
+	bi->source = "runtime.buildVersion";
 	return 0;
 }
 

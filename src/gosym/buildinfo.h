@@ -23,6 +23,12 @@ struct go_buildinfo {
 	char *main_version;	 /* "mod" line: module version, or NULL */
 	int nsettings;
 	struct go_setting settings[GO_MAX_SETTINGS];
+	/*
+	 * Where the version came from: ".go.buildinfo", or "runtime.buildVersion" when
+	 * the build info was removed after linking (esbuild >= 0.27 ships such binaries)
+	 * and only the runtime's own version string is left; then modinfo is NULL.
+	 */
+	const char *source;
 };
 
 /*
@@ -35,6 +41,13 @@ struct go_buildinfo {
  * Settings come from the "build" lines of modinfo, unquoted as Go quotes them.
  */
 int buildinfo__read(const struct elf_file *ef, struct go_buildinfo *bi);
+/*
+ * Fallback without build info: find runtime.buildVersion, a Go string header
+ * {ptr, len} in a writable section whose bytes read "go1.N[.P]..." in a read-only
+ * one. Succeeds only when exactly one distinct version is referenced that way.
+ * Fills version/major/minor/patch and source. 0, or -ENOENT with gt_lasterr() set.
+ */
+int buildinfo__read_version_string(const struct elf_file *ef, struct go_buildinfo *bi);
 /*
  * Parse "go1.21.13" / "go1.22rc1" / "go1.19" / "devel go1.23-abc..." into numbers
  * (patch 0 when absent). 0 or -EINVAL.

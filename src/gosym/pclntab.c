@@ -143,12 +143,50 @@ static uint64_t rdabs(const struct pclntab *p, const uint8_t *b)
 	return v;
 }
 
-/* A NUL-terminated string at OFF inside region R, or NULL. */
+/*
+ * True when S (NUL-terminated) is well-formed UTF-8 without control characters, as
+ * every name the Go toolchain writes is: anything else comes from a corrupt table, and
+ * must not reach text or JSON output.
+ */
+static bool name_ok(const uint8_t *s)
+{
+	while (*s) {
+		unsigned n;
+
+		if (*s < 0x80) {
+			if (*s < 0x20 || *s == 0x7f)
+				return false;
+			s++;
+			continue;
+		}
+		if ((*s & 0xe0) == 0xc0 && *s >= 0xc2)
+			n = 1;
+		else if ((*s & 0xf0) == 0xe0)
+			n = 2;
+		else if ((*s & 0xf8) == 0xf0 && *s <= 0xf4)
+			n = 3;
+		else
+			return false;
+		for (unsigned i = 1; i <= n; i++)
+			if ((s[i] & 0xc0) != 0x80)
+				return false;
+		/* Overlong forms, UTF-16 surrogates, beyond U+10FFFF. */
+		if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+		    (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+			return false;
+		s += n + 1;
+	}
+	return true;
+}
+
+/* A NUL-terminated, well-formed string at OFF inside region R, or NULL. */
 static const char *region_str(const struct region *r, uint64_t off)
 {
 	if (off >= r->len)
 		return NULL;
 	if (!r->nul_tail && !memchr(r->p + off, '\0', r->len - off))
+		return NULL;
+	if (!name_ok(r->p + off))
 		return NULL;
 	return (const char *)r->p + off;
 }
