@@ -511,6 +511,60 @@ static void test_buildinfo_pointers(void **state)
 	}
 }
 
+/*
+ * Build info removed after linking (esbuild 0.27+): the version comes from the runtime's
+ * string header {ptr, len} in a writable section, pointing at "go1.N.P" in .rodata.
+ * AMBIGUOUS adds a second header naming another version: then nothing is certain.
+ */
+static int version_string_image(struct image *im, bool ambiguous, struct go_buildinfo *bi)
+{
+	struct sec *ro, *data;
+	struct elf_file *ef;
+	int err;
+
+	memset(im, 0, sizeof(*im));
+	im->type = ET_EXEC;
+	ro = img_add(im, ".rodata", SHT_PROGBITS, 64);
+	data = img_add(im, ".data", SHT_PROGBITS, 64);
+	data->flags |= SHF_WRITE;
+	img_layout(im);
+	buf_put(&ro->data, "xgo1.26.5 X:nodwarf5go1.25.1", 28);
+	buf_u64(&data->data, 7);	     /* a length-like word that is not a header */
+	buf_u64(&data->data, ro->addr + 1); /* "go1.26.5 X:nodwarf5" */
+	buf_u64(&data->data, 19);
+	if (ambiguous) {
+		buf_u64(&data->data, ro->addr + 20); /* "go1.25.1" */
+		buf_u64(&data->data, 8);
+	}
+	img_build(im, false);
+	ef = elf_file__open_mem(im->p, im->len, "nobi");
+	assert_non_null(ef);
+	assert_int_equal(buildinfo__read(ef, bi), -ENOENT);
+	err = buildinfo__read_version_string(ef, bi);
+	elf_file__free(ef);
+	img_free(im);
+	return err;
+}
+
+static void test_buildinfo_version_string(void **state)
+{
+	struct go_buildinfo bi;
+	struct image im;
+
+	assert_int_equal(version_string_image(&im, false, &bi), 0);
+	assert_string_equal(bi.version, "go1.26.5");
+	assert_int_equal(bi.minor, 26);
+	assert_int_equal(bi.patch, 5);
+	assert_string_equal(bi.source, "runtime.buildVersion");
+	assert_null(bi.modinfo);
+	buildinfo__free(&bi);
+
+	gt_clearerr();
+	assert_int_equal(version_string_image(&im, true, &bi), -ENOENT);
+	assert_non_null(strstr(gt_lasterr(), "several Go version strings"));
+	buildinfo__free(&bi);
+}
+
 static void test_buildinfo_errors(void **state)
 {
 	struct go_buildinfo bi;
@@ -1464,6 +1518,7 @@ int main(void)
 		cmocka_unit_test(test_parse_version),
 		cmocka_unit_test(test_buildinfo_inline),
 		cmocka_unit_test(test_buildinfo_pointers),
+		cmocka_unit_test(test_buildinfo_version_string),
 		cmocka_unit_test(test_buildinfo_errors),
 		cmocka_unit_test(test_pclntab_formats),
 		cmocka_unit_test(test_pclntab_text_from_moduledata),
