@@ -24,6 +24,11 @@ static const struct cmd cmds[] = {
 	{ "inspect", cmd_inspect, "describe a Go binary or process: version, runtime functions, offsets" },
 	{ "symbolize", cmd_symbolize, "map addresses to function, file:line and inlined frames" },
 	{ "count", cmd_count, "count uprobe hits on Go functions (probe check and cost measurement)" },
+	{ "trace", cmd_trace, "trace goroutine creation, exit, park and ready (bounded by an overhead budget)" },
+	{ "goroutines", cmd_goroutines, "dump the goroutines of a live process, grouped by stack or one by one" },
+	{ "top", cmd_top, "live view: goroutines, creation and blocking sites, leak suspects" },
+	{ "heap", cmd_heap, "in-use and allocated memory by allocation site, GC cycles and pauses" },
+	{ "contention", cmd_contention, "where goroutines wait and for how long; scheduling latency" },
 };
 
 int cmd_fail(const char *fmt, ...)

@@ -24,5 +24,10 @@ int cmd_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cmd_inspect(int argc, char **argv);
 int cmd_symbolize(int argc, char **argv);
 int cmd_count(int argc, char **argv);
+int cmd_trace(int argc, char **argv);
+int cmd_contention(int argc, char **argv);
+int cmd_heap(int argc, char **argv);
+int cmd_goroutines(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 
 #endif

@@ -40,6 +40,7 @@ import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
+SCENARIOS = os.path.join(ROOT, "tests", "scenarios")  # build() looks here second
 GOTRACE_BIN = os.path.join(ROOT, "gotrace")
 CACHE = os.environ.get("GOTRACE_CACHE") or os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "gotrace")
@@ -224,6 +225,8 @@ def go_version(minor):
 
 def _fixture_files(fixture):
     d = os.path.join(FIXTURES, fixture)
+    if not os.path.isdir(d):
+        d = os.path.join(SCENARIOS, fixture)
     if not os.path.isfile(os.path.join(d, "go.mod")):
         raise FileNotFoundError("no fixture %s (expected %s/go.mod)" % (fixture, d))
     out = []

@@ -1,0 +1,1319 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Goroutine lifecycle tracing of one process, under an overhead governor.
+ *
+ * The cost of a uprobe is paid by the target: a trap per hit, a few microseconds
+ * when the kernel emulates the probed instruction (push rbp) and about four times
+ * that when it must single-step it out of line (RET, the stack-check cmp, sub rsp).
+ * Timed once per gotrace process on two instructions of gotrace's own code, plus the
+ * BPF program's own run time (kernel BPF stats). The governor turns hits per second
+ * into CPU-seconds per second and keeps the average under the budget with a token
+ * bucket: when the bucket runs dry it detaches the costliest probes; a detached
+ * probe comes back for a sampling window when the bucket is full again, and stays
+ * if its cost then fits the budget.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <elf.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <capstone/capstone.h>
+
+#include "engine/lifecycle.h"
+#include "lifecycle.skel.h"
+
+#include "bpf/bpf_support.h"
+#include "goruntime/probes.h"
+#include "proc/mem.h"
+#include "util/log.h"
+
+/*
+ * Built-in cost per hit (bench/probe_cost.sh, kernel 6.18 on the project's machines),
+ * used when calibration is off or fails.
+ */
+#define COST_EMULATED_NS 5400.0
+#define COST_SINGLESTEP_NS 19000.0
+#define COST_NOP5_NS 1300.0
+
+/* How the kernel handles the probed instruction, which sets the cost of a hit. */
+enum lc_kind {
+	LC_KIND_EMULATED,   /* push rbp, jmp/call, short nops: emulated, one trap */
+	LC_KIND_SINGLESTEP, /* everything else: single-stepped out of line, two traps */
+	LC_KIND_NOP5,	    /* nopl 0(%rax,%rax,1): a call to a trampoline (Linux 6.17+ x86) */
+	LC_KIND__CNT,
+};
+
+static const char *const kind_names[LC_KIND__CNT] = { "emulated", "single-step", "nop5" };
+
+#define DEFAULT_STACK_DEPTH 12
+#define DEFAULT_MAX_GOROUTINES 65536
+#define DEFAULT_RINGBUF_KB 4096
+#define DEFAULT_TICK_MS 20
+#define BUCKET_SECONDS 2.0	/* burst allowance: this many seconds of budget */
+#define MAX_SAMPLE_S 0.2	/* longest sampling window of a detached probe */
+#define KEEP_FRACTION 0.8	/* a sampled probe stays on below this share of the budget */
+#define SWEEP_PERIOD_S 2.0
+#define SWEPT_SLOTS 4096
+
+struct lc_probe {
+	const char *name, *func, *site;
+	bool wanted;
+	enum lc_kind kind;
+	struct bpf_program *prog;
+	int nsites;
+	uint64_t file_off[GO_PROBE_MAX_RETS];
+	struct bpf_link *links[GO_PROBE_MAX_RETS];
+	enum lifecycle_probe_state state;
+	uint64_t hits, hits_prev;
+	double prog_ns;		     /* BPF run time per hit, 0 unknown */
+	double rate_on, cost_on;     /* last measurement while attached */
+	double win_start;	     /* sampling window */
+	double win_len;
+	uint64_t win_hits0;
+	double on_s, off_s, off_since;
+	uint64_t off_windows;
+	bool throttled;		     /* ever detached by the governor */
+};
+
+struct swept_site {
+	uint64_t gopc, n;
+};
+
+struct lifecycle {
+	const struct go_model *m;
+	pid_t pid;
+	struct lifecycle_opts o;
+	double budget; /* CPU-s/s; < 0 none */
+	struct lifecycle_bpf *skel;
+	struct ring_buffer *rb;
+	struct proc_mem *mem;
+	struct lc_probe probes[LC_PROBE__CNT];
+	int ncpus;
+	struct lc_counters *pcpu; /* ncpus values for one lookup */
+	struct lc_counters sum;	  /* last read, summed over CPUs */
+	int stats_fd;		  /* BPF run-time stats enabled while open */
+
+	pthread_t thread;
+	bool thread_started;
+	int stop_fd;
+	pthread_mutex_t lock; /* everything below, and probe states */
+	double t0, last_tick, last_sweep, last_prog_stats;
+	double bucket, spent;
+	double est_now;	      /* CPU-s/s of the attached probes, last tick */
+	uint64_t events_read;
+	uint64_t exit_swept;
+	bool target_exited;
+	struct swept_site swept[SWEPT_SLOTS];
+	uint64_t swept_overflow;
+	pthread_t *reapers; /* threads destroying links (see probe_detach_async) */
+	int nreapers, reapers_cap;
+};
+
+static const struct {
+	const char *name, *func, *site;
+	enum go_probe_role role;
+	const char *prog;
+} probe_specs[LC_PROBE__CNT] = {
+	[LC_PROBE_NEWPROC1] = { "newproc1", "runtime.newproc1", "ret", GO_PROBE_NEWPROC1,
+				"lc_newproc1_ret" },
+	[LC_PROBE_GOEXIT] = { "goexit1", "runtime.goexit1", "after-prologue", GO_PROBE_GOEXIT1,
+			      "lc_goexit" },
+	[LC_PROBE_GOPARK] = { "gopark", "runtime.gopark", "after-prologue", GO_PROBE_GOPARK,
+			      "lc_gopark" },
+	[LC_PROBE_READY] = { "ready", "runtime.ready", "after-prologue", GO_PROBE_READY,
+			     "lc_ready" },
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+const char *lifecycle__probe_state_name(enum lifecycle_probe_state s)
+{
+	switch (s) {
+	case LIFECYCLE_PROBE_ON:
+		return "on";
+	case LIFECYCLE_PROBE_SAMPLING:
+		return "sampling";
+	case LIFECYCLE_PROBE_OFF:
+		return "off";
+	case LIFECYCLE_PROBE_FAILED:
+		return "failed";
+	default:
+		return "unused";
+	}
+}
+
+/* ---------------------------------------------------------------- calibration */
+
+/*
+ * Two tiny functions of gotrace's own whose first instruction the kernel handles
+ * like the probe sites in Go code: "push %rbp" is emulated, "sub $8, %rsp" is
+ * single-stepped out of line (arch/x86/kernel/uprobes.c).
+ */
+#if defined(__x86_64__)
+__asm__(".pushsection .text.lc_calib,\"ax\",@progbits\n"
+	".p2align 4\n"
+	".globl lc_calib_push\n"
+	".hidden lc_calib_push\n"
+	".type lc_calib_push,@function\n"
+	"lc_calib_push:\n"
+	"	push %rbp\n"
+	"	pop %rbp\n"
+	"	ret\n"
+	".size lc_calib_push, .-lc_calib_push\n"
+	".p2align 4\n"
+	".globl lc_calib_step\n"
+	".hidden lc_calib_step\n"
+	".type lc_calib_step,@function\n"
+	"lc_calib_step:\n"
+	"	sub $8, %rsp\n"
+	"	add $8, %rsp\n"
+	"	ret\n"
+	".size lc_calib_step, .-lc_calib_step\n"
+	".p2align 4\n"
+	".globl lc_calib_nop5\n"
+	".hidden lc_calib_nop5\n"
+	".type lc_calib_nop5,@function\n"
+	"lc_calib_nop5:\n"
+	"	.byte 0x0f, 0x1f, 0x44, 0x00, 0x00\n" /* nopl 0x0(%rax,%rax,1) */
+	"	ret\n"
+	".size lc_calib_nop5, .-lc_calib_nop5\n"
+	".popsection\n");
+void lc_calib_push(void);
+void lc_calib_step(void);
+void lc_calib_nop5(void);
+#endif
+
+static pthread_mutex_t calib_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool calib_done, calib_ok;
+static double calib_ns[LC_KIND__CNT] = { [LC_KIND_EMULATED] = COST_EMULATED_NS,
+					  [LC_KIND_SINGLESTEP] = COST_SINGLESTEP_NS,
+					  [LC_KIND_NOP5] = COST_NOP5_NS };
+
+#define CALIB_CALLS 200
+#define CALIB_ROUNDS 3
+
+static double thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* Fastest of CALIB_ROUNDS rounds, CPU ns per call of FN. */
+static double time_calls(void (*volatile fn)(void))
+{
+	double best = INFINITY;
+
+	for (int r = 0; r < CALIB_ROUNDS; r++) {
+		double t = thread_cpu_ns();
+
+		for (int i = 0; i < CALIB_CALLS; i++)
+			fn();
+		t = (thread_cpu_ns() - t) / CALIB_CALLS;
+		if (t < best)
+			best = t;
+	}
+	return best;
+}
+
+/* File offset of our own code at ADDR, and the path of the file, from /proc/self/maps. */
+static int self_file_offset(uint64_t addr, char *path, size_t len, uint64_t *off)
+{
+	FILE *f = fopen("/proc/self/maps", "re");
+	char line[4352];
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long lo, hi, pgoff;
+		char perms[8], file[4096];
+
+		file[0] = 0;
+		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %4095s", &lo, &hi, perms, &pgoff,
+			   file) < 4)
+			continue;
+		if (addr < lo || addr >= hi || perms[2] != 'x' || file[0] != '/')
+			continue;
+		*off = addr - lo + pgoff;
+		snprintf(path, len, "%s", file);
+		err = 0;
+		break;
+	}
+	fclose(f);
+	return err;
+}
+
+static uint64_t calib_hits(struct lifecycle *lc)
+{
+	__u32 zero = 0;
+	uint64_t n = 0;
+
+	if (bpf_map__lookup_elem(lc->skel->maps.counters, &zero, sizeof(zero), lc->pcpu,
+				 lc->ncpus * sizeof(*lc->pcpu), 0))
+		return 0;
+	for (int i = 0; i < lc->ncpus; i++)
+		n += lc->pcpu[i].c[LC_CNT_CALIB];
+	return n;
+}
+
+/* Trap cost of one hit on FN's first instruction, ns; < 0 on failure. */
+static double calibrate_one(struct lifecycle *lc, void (*fn)(void))
+{
+	char path[4096];
+	struct bpf_link *link;
+	uint64_t off = 0, h0, h1;
+	double base, traced;
+
+	if (self_file_offset((uint64_t)(uintptr_t)fn, path, sizeof(path), &off))
+		return -1;
+	base = time_calls(fn);
+	link = bpf_program__attach_uprobe_opts(lc->skel->progs.lc_calib, getpid(), path, off,
+					       NULL);
+	if (!link)
+		return -1;
+	h0 = calib_hits(lc);
+	traced = time_calls(fn);
+	h1 = calib_hits(lc);
+	bpf_link__destroy(link);
+	/* Every call must have hit: otherwise the timing measured something else. */
+	if (h1 - h0 != CALIB_CALLS * CALIB_ROUNDS || traced <= base)
+		return -1;
+	return traced - base;
+}
+
+static void calibrate(struct lifecycle *lc)
+{
+	pthread_mutex_lock(&calib_lock);
+	if (!calib_done && !lc->o.no_calibrate) {
+#if defined(__x86_64__)
+		double e = calibrate_one(lc, lc_calib_push);
+		double st = calibrate_one(lc, lc_calib_step);
+		double n5 = calibrate_one(lc, lc_calib_nop5);
+
+		if (e > 0 && st > 0 && n5 > 0) {
+			calib_ns[LC_KIND_EMULATED] = e;
+			calib_ns[LC_KIND_SINGLESTEP] = st;
+			calib_ns[LC_KIND_NOP5] = n5;
+			calib_ok = true;
+		} else {
+			vlog("gotrace: uprobe cost calibration failed: using the built-in table\n");
+		}
+#endif
+		calib_done = true;
+		vlog("gotrace: uprobe cost per hit: %.0f ns emulated, %.0f ns single-stepped, "
+		     "%.0f ns at a nop5 (%s)\n", calib_ns[LC_KIND_EMULATED],
+		     calib_ns[LC_KIND_SINGLESTEP], calib_ns[LC_KIND_NOP5],
+		     calib_ok ? "measured" : "built-in");
+	}
+	pthread_mutex_unlock(&calib_lock);
+}
+
+static double trap_ns(enum lc_kind k)
+{
+	return calib_ns[k < LC_KIND__CNT ? k : LC_KIND_SINGLESTEP];
+}
+
+/* The kind of the instruction at CODE (LEN bytes readable) in an EM_* binary. */
+static enum lc_kind site_kind(uint16_t machine, const uint8_t *code, size_t len)
+{
+	static const uint8_t nop5[] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
+
+	if (!code)
+		return LC_KIND_SINGLESTEP;
+	if (machine == EM_X86_64 && len >= sizeof(nop5) && !memcmp(code, nop5, sizeof(nop5)))
+		return LC_KIND_NOP5;
+	return insn__attach_kind(machine, code, len) == GO_ATTACH_EMULATED ? LC_KIND_EMULATED
+									  : LC_KIND_SINGLESTEP;
+}
+
+static double probe_cost_ns(const struct lc_probe *p)
+{
+	return trap_ns(p->kind) + p->prog_ns;
+}
+
+/* ---------------------------------------------------------------- probes */
+
+/* Attach every site of P. 0, or -errno with the probe left detached. */
+static int probe_attach(struct lifecycle *lc, struct lc_probe *p)
+{
+	for (int i = 0; i < p->nsites; i++) {
+		if (p->links[i])
+			continue;
+		p->links[i] = bpf_program__attach_uprobe_opts(p->prog, lc->pid, lc->m->path,
+							      p->file_off[i], NULL);
+		if (!p->links[i]) {
+			int err = -errno;
+
+			for (int k = 0; k < p->nsites; k++) {
+				bpf_link__destroy(p->links[k]);
+				p->links[k] = NULL;
+			}
+			return err;
+		}
+	}
+	return 0;
+}
+
+static void *reap_main(void *arg)
+{
+	bpf_link__destroy(arg);
+	return NULL;
+}
+
+/* Join the link-destroying threads that finished (all of them with WAIT). */
+static void reap(struct lifecycle *lc, bool wait)
+{
+	int k = 0;
+
+	for (int i = 0; i < lc->nreapers; i++) {
+		if (wait)
+			pthread_join(lc->reapers[i], NULL);
+		else if (pthread_tryjoin_np(lc->reapers[i], NULL))
+			lc->reapers[k++] = lc->reapers[i];
+	}
+	lc->nreapers = k;
+}
+
+/*
+ * Detach P without waiting. Closing a uprobe's perf event removes the breakpoints
+ * at once, then waits for an RCU grace period (tens of milliseconds): in sequence,
+ * the probes closed last would keep trapping all that time. One thread per link.
+ */
+static void probe_detach_async(struct lifecycle *lc, struct lc_probe *p)
+{
+	reap(lc, false);
+	for (int i = 0; i < p->nsites; i++) {
+		struct bpf_link *link = p->links[i];
+
+		if (!link)
+			continue;
+		p->links[i] = NULL;
+		if (lc->nreapers == lc->reapers_cap) {
+			int cap = lc->reapers_cap ? 2 * lc->reapers_cap : 8;
+			pthread_t *r = realloc(lc->reapers, cap * sizeof(*r));
+
+			if (!r) {
+				bpf_link__destroy(link);
+				continue;
+			}
+			lc->reapers = r;
+			lc->reapers_cap = cap;
+		}
+		if (pthread_create(&lc->reapers[lc->nreapers], NULL, reap_main, link))
+			bpf_link__destroy(link);
+		else
+			lc->nreapers++;
+	}
+}
+
+static bool probe_attached(const struct lc_probe *p)
+{
+	return p->state == LIFECYCLE_PROBE_ON || p->state == LIFECYCLE_PROBE_SAMPLING;
+}
+
+/*
+ * The go statement's closure, runtime.newproc.func1 (src/runtime/proc.go newproc):
+ *   newg := newproc1(fn, gp, pc, ...); runqput(pp, newg, true)
+ * Find the call of runqput where RBX (its second argument) still holds newproc1's
+ * result: decoded, checking that RAX and RBX are not rewritten in between. The probe
+ * goes on the 5-byte nop the assembler often pads the call with (cheapest), else on
+ * the call (emulated). Returns the offset from FN's entry, or -ENOENT.
+ */
+static int find_runqput_site(const struct elf_file *ef, const struct go_func *fn,
+			     uint64_t newproc1, uint64_t runqput, uint32_t *off)
+{
+	uint64_t size = fn->end > fn->entry ? fn->end - fn->entry : 0, addr = fn->entry;
+	const uint8_t *code = size ? elf_file__vaddr_ptr(ef, fn->entry, size) : NULL;
+	bool after_newproc1 = false, rax_newg = false, rbx_newg = false;
+	uint64_t prev_addr = 0;
+	uint16_t prev_size = 0;
+	const uint8_t *prev = NULL, *p = code;
+	size_t left = size;
+	int err = -ENOENT;
+	cs_insn *insn;
+	csh h;
+
+	if (!code || elf_file__machine(ef) != EM_X86_64)
+		return -ENOENT;
+	if (cs_open(CS_ARCH_X86, CS_MODE_64, &h) != CS_ERR_OK)
+		return -ENOENT;
+	cs_option(h, CS_OPT_DETAIL, CS_OPT_ON);
+	insn = cs_malloc(h);
+	while (insn && cs_disasm_iter(h, &p, &left, &addr, insn)) {
+		const cs_x86 *x = &insn->detail->x86;
+		cs_regs rd, wr;
+		uint8_t nrd = 0, nwr = 0;
+		bool call_imm = insn->id == X86_INS_CALL && x->op_count == 1 &&
+				x->operands[0].type == X86_OP_IMM;
+
+		if (call_imm && (uint64_t)x->operands[0].imm == newproc1) {
+			after_newproc1 = rax_newg = true;
+			rbx_newg = false;
+		} else if (call_imm && (uint64_t)x->operands[0].imm == runqput && after_newproc1) {
+			if (!rbx_newg)
+				break;
+			*off = (uint32_t)(insn->address - fn->entry);
+			if (prev && prev_size == 5 && prev_addr + 5 == insn->address &&
+			    site_kind(EM_X86_64, prev, 5) == LC_KIND_NOP5)
+				*off = (uint32_t)(prev_addr - fn->entry);
+			err = 0;
+			break;
+		} else if (after_newproc1) {
+			if (insn->id == X86_INS_CALL || cs_insn_group(h, insn, X86_GRP_JUMP) ||
+			    cs_insn_group(h, insn, X86_GRP_RET))
+				break;
+			if (insn->id == X86_INS_MOV && x->op_count == 2 &&
+			    x->operands[0].type == X86_OP_REG && x->operands[0].reg == X86_REG_RBX &&
+			    x->operands[1].type == X86_OP_REG && x->operands[1].reg == X86_REG_RAX) {
+				rbx_newg = rax_newg;
+			} else if (cs_regs_access(h, insn, rd, &nrd, wr, &nwr) == CS_ERR_OK) {
+				for (int i = 0; i < nwr; i++) {
+					if (wr[i] == X86_REG_RAX || wr[i] == X86_REG_EAX)
+						rax_newg = false;
+					if (wr[i] == X86_REG_RBX || wr[i] == X86_REG_EBX ||
+					    wr[i] == X86_REG_BX || wr[i] == X86_REG_BL)
+						rbx_newg = false;
+				}
+			} else {
+				break;
+			}
+		}
+		prev = code + (insn->address - fn->entry);
+		prev_addr = insn->address;
+		prev_size = insn->size;
+	}
+	if (insn)
+		cs_free(insn, 1);
+	cs_close(&h);
+	return err;
+}
+
+/* The cheap creation site, if this binary has it: fills P. 0 or -ENOENT. */
+static int resolve_create_site(struct lifecycle *lc, struct lc_probe *p)
+{
+	const struct elf_file *ef = lc->m->ef;
+	const struct go_func *fn, *np1, *rq;
+	uint64_t file_off;
+	uint32_t off;
+
+	fn = pclntab__func_by_name(lc->m->pcln, "runtime.newproc.func1");
+	np1 = pclntab__func_by_name(lc->m->pcln, "runtime.newproc1");
+	rq = pclntab__func_by_name(lc->m->pcln, "runtime.runqput");
+	if (!fn || !np1 || !rq) {
+		vlog("gotrace: no runtime.newproc.func1/newproc1/runqput: creations at newproc1's "
+		     "RETs\n");
+		return -ENOENT;
+	}
+	if (find_runqput_site(ef, fn, np1->entry, rq->entry, &off) ||
+	    elf_file__vaddr_to_offset(ef, fn->entry + off, &file_off)) {
+		vlog("gotrace: %s: no call of runqput with the new g: creations at newproc1's "
+		     "RETs\n", fn->name);
+		return -ENOENT;
+	}
+	p->file_off[0] = file_off;
+	p->nsites = 1;
+	p->kind = site_kind(elf_file__machine(ef), elf_file__vaddr_ptr(ef, fn->entry + off, 5),
+			    5);
+	p->func = fn->name;
+	p->site = p->kind == LC_KIND_NOP5 ? "nop before runqput" : "call of runqput";
+	p->prog = lc->skel->progs.lc_newproc_runqput;
+	vlog("gotrace: creations at %s+0x%x (%s, %s)\n", fn->name, off, p->site,
+	     kind_names[p->kind]);
+	return 0;
+}
+
+/* Resolve the sites of every wanted probe in the binary. 0 or -errno. */
+static int resolve_probes(struct lifecycle *lc)
+{
+	const struct elf_file *ef = lc->m->ef;
+	uint16_t machine = elf_file__machine(ef);
+	struct go_probe_site *sites = NULL;
+	int n = 0, err, found = 0;
+
+	err = go_probes__resolve(ef, lc->m->pcln, lc->m->bi.minor, &sites, &n);
+	if (err) {
+		if (!gt_lasterr())
+			gt_seterr("cannot resolve the runtime functions: %s", strerror(-err));
+		return err;
+	}
+	for (int id = 0; id < LC_PROBE__CNT; id++) {
+		struct lc_probe *p = &lc->probes[id];
+		const struct go_probe_site *s = NULL;
+
+		p->name = probe_specs[id].name;
+		p->func = probe_specs[id].func;
+		p->site = probe_specs[id].site;
+		p->prog = bpf_object__find_program_by_name(lc->skel->obj, probe_specs[id].prog);
+		if (!p->wanted)
+			continue;
+		if (id == LC_PROBE_NEWPROC1 && !lc->o.create_at_ret && !resolve_create_site(lc, p)) {
+			found++;
+			continue;
+		}
+		for (int i = 0; i < n; i++) {
+			if (sites[i].role == probe_specs[id].role && sites[i].present) {
+				s = &sites[i];
+				break;
+			}
+		}
+		if (!s) {
+			vlog("gotrace: %s not found: %s is not traced\n", p->func, p->name);
+			p->wanted = false;
+			continue;
+		}
+		if (id == LC_PROBE_NEWPROC1) {
+			if (!s->nret || s->rets_truncated) {
+				vlog("gotrace: runtime.newproc1 has %s RET: creations not traced\n",
+				     s->nret ? "too many" : "no");
+				p->wanted = false;
+				continue;
+			}
+			for (int i = 0; i < s->nret; i++)
+				p->file_off[i] = s->file_offset + s->ret_offsets[i];
+			p->nsites = s->nret;
+			p->kind = site_kind(machine,
+					    elf_file__vaddr_ptr(ef, s->addr + s->ret_offsets[0], 1), 1);
+		} else {
+			p->file_off[0] = s->file_offset + s->attach_offset;
+			p->nsites = 1;
+			p->kind = site_kind(machine,
+					    elf_file__vaddr_ptr(ef, s->addr + s->attach_offset, 5), 5);
+			if (s->attach_kind == GO_ATTACH_EMULATED && p->kind == LC_KIND_SINGLESTEP)
+				p->kind = LC_KIND_EMULATED;
+		}
+		p->func = s->name;
+		found++;
+	}
+	free(sites);
+	if (!found) {
+		gt_seterr("%s: none of runtime.newproc1, goexit1, gopark, ready can be probed",
+			  lc->m->path);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- counters */
+
+static int read_counters(struct lifecycle *lc)
+{
+	__u32 zero = 0;
+	int err;
+
+	err = bpf_map__lookup_elem(lc->skel->maps.counters, &zero, sizeof(zero), lc->pcpu,
+				   lc->ncpus * sizeof(*lc->pcpu), 0);
+	if (err)
+		return err;
+	memset(&lc->sum, 0, sizeof(lc->sum));
+	for (int i = 0; i < lc->ncpus; i++) {
+		for (int k = 0; k < LC_CNT__NR; k++)
+			lc->sum.c[k] += lc->pcpu[i].c[k];
+		for (int k = 0; k < LC_MAX_WAITREASONS; k++)
+			lc->sum.park_reason[k] += lc->pcpu[i].park_reason[k];
+	}
+	for (int id = 0; id < LC_PROBE__CNT; id++)
+		lc->probes[id].hits = lc->sum.c[LC_CNT_HITS + id];
+	return 0;
+}
+
+/* BPF run time per hit of each program (needs kernel BPF stats, else stays 0). */
+static void read_prog_stats(struct lifecycle *lc)
+{
+	if (lc->stats_fd < 0)
+		return;
+	for (int id = 0; id < LC_PROBE__CNT; id++) {
+		struct lc_probe *p = &lc->probes[id];
+		struct bpf_prog_info info = {};
+		__u32 len = sizeof(info);
+
+		if (!p->wanted || !p->prog)
+			continue;
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(p->prog), &info, &len))
+			continue;
+		if (info.run_cnt)
+			p->prog_ns = (double)info.run_time_ns / info.run_cnt;
+	}
+}
+
+static int handle_event(void *ctx, void *data, size_t len)
+{
+	struct lifecycle *lc = ctx;
+
+	if (len < sizeof(struct lc_event))
+		return 0;
+	lc->events_read++;
+	if (lc->o.on_event)
+		lc->o.on_event(lc->o.ctx, data);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- sweep */
+
+static void swept_add(struct lifecycle *lc, uint64_t gopc)
+{
+	uint64_t h = (gopc * 0x9e3779b97f4a7c15ULL) >> 52;
+
+	for (int i = 0; i < SWEPT_SLOTS; i++) {
+		struct swept_site *s = &lc->swept[(h + i) % SWEPT_SLOTS];
+
+		if (!s->n || s->gopc == gopc) {
+			s->gopc = gopc;
+			s->n++;
+			return;
+		}
+	}
+	lc->swept_overflow++;
+}
+
+static uint64_t swept_get(const struct lifecycle *lc, uint64_t gopc)
+{
+	uint64_t h = (gopc * 0x9e3779b97f4a7c15ULL) >> 52;
+
+	for (int i = 0; i < SWEPT_SLOTS; i++) {
+		const struct swept_site *s = &lc->swept[(h + i) % SWEPT_SLOTS];
+
+		if (!s->n)
+			return 0;
+		if (s->gopc == gopc)
+			return s->n;
+	}
+	return 0;
+}
+
+/*
+ * Exits missed while goexit1 was detached leave entries behind: drop those whose g
+ * now holds another goroutine or is dead. Reads the target's memory (free for it).
+ */
+static void sweep(struct lifecycle *lc)
+{
+	int64_t off_goid = lc->m->off.val[GO_OFF_G_GOID];
+	int64_t off_status = lc->m->off.val[GO_OFF_G_ATOMICSTATUS];
+	int fd = bpf_map__fd(lc->skel->maps.goroutines);
+	struct lc_gkey key, next, *prev = NULL;
+
+	if (!lc->mem || off_goid < 0 || off_status < 0)
+		return;
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		struct lc_goroutine gs;
+		uint64_t goid = 0;
+		uint32_t status = 0;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &gs))
+			continue;
+		if (proc_mem__read(lc->mem, gs.g + off_goid, &goid, sizeof(goid)) ||
+		    proc_mem__read(lc->mem, gs.g + off_status, &status, sizeof(status)))
+			continue;
+		/* _Gdead = 6, with the _Gscan bit (0x1000) removed. */
+		if (goid == key.goid && (status & ~0x1000u) != 6)
+			continue;
+		if (!bpf_map_delete_elem(fd, &key)) {
+			lc->exit_swept++;
+			swept_add(lc, gs.gopc);
+		}
+	}
+}
+
+/* ---------------------------------------------------------------- governor */
+
+static void throttle(struct lifecycle *lc, struct lc_probe *p, double now)
+{
+	probe_detach_async(lc, p);
+	p->state = LIFECYCLE_PROBE_OFF;
+	p->off_since = now;
+	p->off_windows++;
+	p->throttled = true;
+}
+
+/* One governor step: account the last tick, then detach or re-attach probes. */
+static void govern(struct lifecycle *lc, double now)
+{
+	double dt = now - lc->last_tick, cap, on_cost = 0, tick_cost = 0;
+	struct lc_probe *next_sample = NULL;
+	bool sampling = false;
+
+	if (dt <= 0)
+		return;
+	if (now - lc->last_prog_stats > 0.5) {
+		read_prog_stats(lc);
+		lc->last_prog_stats = now;
+	}
+	/* What the attached probes cost the target during the tick. */
+	for (int id = 0; id < LC_PROBE__CNT; id++) {
+		struct lc_probe *p = &lc->probes[id];
+		uint64_t dh = p->hits - p->hits_prev;
+
+		p->hits_prev = p->hits;
+		if (probe_attached(p)) {
+			double c = dh * probe_cost_ns(p) * 1e-9;
+
+			p->on_s += dt;
+			tick_cost += c;
+			if (p->state == LIFECYCLE_PROBE_ON) {
+				p->rate_on = dh / dt;
+				p->cost_on = c / dt;
+				on_cost += p->cost_on;
+			}
+		} else if (p->state == LIFECYCLE_PROBE_OFF) {
+			p->off_s += dt;
+		}
+	}
+	lc->spent += tick_cost;
+	lc->est_now = tick_cost / dt;
+	lc->last_tick = now;
+	if (lc->budget < 0)
+		return;
+
+	cap = lc->budget * BUCKET_SECONDS;
+	lc->bucket += lc->budget * dt - tick_cost;
+	if (lc->bucket > cap)
+		lc->bucket = cap;
+
+	/* A sampling window ended: keep the probe if it fits, else back off. */
+	for (int id = 0; id < LC_PROBE__CNT; id++) {
+		struct lc_probe *p = &lc->probes[id];
+		double len;
+
+		if (p->state != LIFECYCLE_PROBE_SAMPLING)
+			continue;
+		len = now - p->win_start;
+		if (len < p->win_len) {
+			sampling = true;
+			continue;
+		}
+		p->rate_on = (p->hits - p->win_hits0) / len;
+		p->cost_on = p->rate_on * probe_cost_ns(p) * 1e-9;
+		if (on_cost + p->cost_on <= KEEP_FRACTION * lc->budget) {
+			p->state = LIFECYCLE_PROBE_ON;
+			on_cost += p->cost_on;
+		} else {
+			probe_detach_async(lc, p);
+			p->state = LIFECYCLE_PROBE_OFF;
+			p->off_since = now;
+			p->off_windows++;
+		}
+	}
+
+	/* Over budget: detach the costliest probes until the rest fit. */
+	while (lc->bucket < 0 && on_cost > lc->budget) {
+		struct lc_probe *worst = NULL;
+
+		for (int id = 0; id < LC_PROBE__CNT; id++) {
+			struct lc_probe *p = &lc->probes[id];
+
+			if (p->state == LIFECYCLE_PROBE_ON && (!worst || p->cost_on > worst->cost_on))
+				worst = p;
+		}
+		if (!worst)
+			break;
+		on_cost -= worst->cost_on;
+		throttle(lc, worst, now);
+		dlog("gotrace: governor: detaching %s took %.1f ms, %.1f ms after attach\n",
+		     worst->name, (now_s() - now) * 1e3, (now - lc->t0) * 1e3);
+		vlog("gotrace: governor: %s detached: %.0f hits/s, %.3f CPU-s/s > budget %.3f\n",
+		     worst->name, worst->rate_on, worst->cost_on, lc->budget);
+	}
+
+	/* Bucket full again: sample the probe that has been off the longest. */
+	if (sampling || lc->bucket < cap * 0.999 || lc->target_exited)
+		return;
+	for (int id = 0; id < LC_PROBE__CNT; id++) {
+		struct lc_probe *p = &lc->probes[id];
+
+		if (p->state == LIFECYCLE_PROBE_OFF &&
+		    (!next_sample || p->off_since < next_sample->off_since))
+			next_sample = p;
+	}
+	if (next_sample) {
+		struct lc_probe *p = next_sample;
+		double tick = lc->o.tick_ms / 1000.0, len = MAX_SAMPLE_S;
+
+		/* Spend at most the bucket, but see at least one tick. */
+		if (p->cost_on > 0)
+			len = lc->bucket / p->cost_on;
+		if (len > MAX_SAMPLE_S)
+			len = MAX_SAMPLE_S;
+		if (len < tick)
+			len = tick;
+		if (probe_attach(lc, p)) {
+			p->state = LIFECYCLE_PROBE_FAILED;
+			return;
+		}
+		p->state = LIFECYCLE_PROBE_SAMPLING;
+		p->win_start = now;
+		p->win_len = len;
+		p->win_hits0 = p->hits;
+	}
+}
+
+static void *governor_main(void *arg)
+{
+	struct lifecycle *lc = arg;
+	struct pollfd pfd = { .fd = lc->stop_fd, .events = POLLIN };
+	sigset_t all;
+
+	/* Signals are for the caller's thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (;;) {
+		double now;
+
+		int tick = lc->o.tick_ms;
+
+		/* React fast right after attach: the probes' rates are not known yet. */
+		if (now_s() - lc->t0 < 0.1 && tick > 5)
+			tick = 5;
+		if (poll(&pfd, 1, tick) > 0)
+			break;
+		pthread_mutex_lock(&lc->lock);
+		now = now_s();
+		if (lc->rb)
+			ring_buffer__consume(lc->rb);
+		if (!lc->target_exited && kill(lc->pid, 0) && errno == ESRCH)
+			lc->target_exited = true;
+		if (!read_counters(lc))
+			govern(lc, now);
+		if (!lc->target_exited && now - lc->last_sweep > SWEEP_PERIOD_S) {
+			/* Only exits missed while goexit1 was off leave stale entries. */
+			if (lc->probes[LC_PROBE_GOEXIT].throttled ||
+			    lc->probes[LC_PROBE_GOEXIT].state == LIFECYCLE_PROBE_FAILED)
+				sweep(lc);
+			lc->last_sweep = now;
+		}
+		pthread_mutex_unlock(&lc->lock);
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- API */
+
+static int set_offsets(struct lifecycle *lc)
+{
+	const struct go_offsets *off = &lc->m->off;
+	struct lifecycle_bpf *s = lc->skel;
+	static const enum go_off_id need[] = { GO_OFF_G_GOID, GO_OFF_G_GOPC, GO_OFF_G_STARTPC,
+					       GO_OFF_G_M, GO_OFF_M_CURG };
+
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (off->val[need[i]] < 0) {
+			gt_seterr("%s: no offset of %s for %s", lc->m->path,
+				  go_offsets__desc(need[i])->name, lc->m->bi.version);
+			return -ENOTSUP;
+		}
+	}
+	s->rodata->off_g_goid = off->val[GO_OFF_G_GOID];
+	s->rodata->off_g_parentgoid = off->val[GO_OFF_G_PARENTGOID];
+	s->rodata->off_g_gopc = off->val[GO_OFF_G_GOPC];
+	s->rodata->off_g_startpc = off->val[GO_OFF_G_STARTPC];
+	s->rodata->off_g_m = off->val[GO_OFF_G_M];
+	s->rodata->off_m_curg = off->val[GO_OFF_M_CURG];
+	s->rodata->off_g_sched_bp = off->val[GO_OFF_G_SCHED_BP];
+	s->rodata->off_g_stack_lo = off->val[GO_OFF_G_STACK_LO];
+	s->rodata->off_g_stack_hi = off->val[GO_OFF_G_STACK_HI];
+	return 0;
+}
+
+int lifecycle__attach(const struct go_model *m, pid_t pid, const struct lifecycle_opts *o,
+		      struct lifecycle **out)
+{
+	struct lifecycle *lc;
+	unsigned int rb_bytes;
+	struct stat st;
+	int err;
+
+	*out = NULL;
+	if (!m->supported) {
+		gt_seterr("%s", m->unsupported_reason[0] ? m->unsupported_reason
+							 : "unsupported Go version");
+		return -ENOTSUP;
+	}
+	err = bpf_support__check();
+	if (err)
+		return err;
+	lc = calloc(1, sizeof(*lc));
+	if (!lc)
+		return -ENOMEM;
+	lc->m = m;
+	lc->pid = pid;
+	lc->stop_fd = -1;
+	lc->stats_fd = -1;
+	pthread_mutex_init(&lc->lock, NULL);
+	if (o)
+		lc->o = *o;
+	if (!lc->o.budget_pct)
+		lc->o.budget_pct = LIFECYCLE_DEFAULT_BUDGET_PCT;
+	lc->budget = lc->o.budget_pct < 0 ? -1 : lc->o.budget_pct / 100.0;
+	if (!lc->o.probes)
+		lc->o.probes = (1u << LC_PROBE__CNT) - 1;
+	if (!lc->o.stack_depth)
+		lc->o.stack_depth = DEFAULT_STACK_DEPTH;
+	if (lc->o.stack_depth > LC_MAX_STACK)
+		lc->o.stack_depth = LC_MAX_STACK;
+	if (!lc->o.max_goroutines)
+		lc->o.max_goroutines = DEFAULT_MAX_GOROUTINES;
+	if (!lc->o.ringbuf_kb)
+		lc->o.ringbuf_kb = DEFAULT_RINGBUF_KB;
+	if (!lc->o.tick_ms)
+		lc->o.tick_ms = DEFAULT_TICK_MS;
+	for (int id = 0; id < LC_PROBE__CNT; id++)
+		lc->probes[id].wanted = lc->o.probes & (1u << id);
+
+	lc->ncpus = libbpf_num_possible_cpus();
+	if (lc->ncpus <= 0) {
+		err = lc->ncpus ? lc->ncpus : -EINVAL;
+		gt_seterr("cannot count the CPUs: %s", strerror(-err));
+		goto fail;
+	}
+	lc->pcpu = calloc(lc->ncpus, sizeof(*lc->pcpu));
+	if (!lc->pcpu) {
+		err = -ENOMEM;
+		goto fail;
+	}
+
+	lc->skel = lifecycle_bpf__open();
+	if (!lc->skel) {
+		err = -errno;
+		gt_seterr("cannot open the BPF object: %s", strerror(-err));
+		goto fail;
+	}
+	err = set_offsets(lc);
+	if (err)
+		goto fail;
+	err = resolve_probes(lc);
+	if (err)
+		goto fail;
+	/* Our PID is the kernel's only in the initial PID namespace (count.c). */
+	if (!stat("/proc/self/ns/pid", &st) && st.st_ino == 0xEFFFFFFCU)
+		lc->skel->rodata->targ_tgid = pid;
+	lc->skel->rodata->cfg_per_event = lc->o.per_event;
+	lc->skel->rodata->cfg_stack_depth = lc->o.stack_depth < 0 ? 0 : lc->o.stack_depth;
+	lc->skel->rodata->cfg_track = 1;
+	/* A power of two number of pages, as the kernel wants. */
+	rb_bytes = 4096;
+	while (rb_bytes < lc->o.ringbuf_kb * 1024u && rb_bytes < (1u << 30))
+		rb_bytes <<= 1;
+	err = bpf_map__set_max_entries(lc->skel->maps.events, rb_bytes);
+	if (!err)
+		err = bpf_map__set_max_entries(lc->skel->maps.goroutines, lc->o.max_goroutines);
+	if (err) {
+		gt_seterr("cannot size the BPF maps: %s", strerror(-err));
+		goto fail;
+	}
+	err = lifecycle_bpf__load(lc->skel);
+	if (err) {
+		gt_seterr("cannot load the lifecycle BPF programs: %s (run with -vv for the "
+			  "verifier log)", strerror(-err));
+		goto fail;
+	}
+	lc->rb = ring_buffer__new(bpf_map__fd(lc->skel->maps.events), handle_event, lc, NULL);
+	if (!lc->rb) {
+		err = -errno;
+		gt_seterr("cannot open the ring buffer: %s", strerror(-err));
+		goto fail;
+	}
+	/* Optional: per-program run time, for the cost estimate. */
+	lc->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	calibrate(lc);
+
+	lc->mem = proc_mem__open(pid);
+	if (!lc->mem)
+		vlog("gotrace: cannot read process %d's memory: no sweep of missed exits\n", pid);
+
+	for (int id = 0; id < LC_PROBE__CNT; id++) {
+		struct lc_probe *p = &lc->probes[id];
+		double t = now_s();
+
+		if (!p->wanted)
+			continue;
+		err = probe_attach(lc, p);
+		dlog("gotrace: %s attached in %.1f ms\n", p->name, (now_s() - t) * 1e3);
+		if (err) {
+			if (err == -ESRCH || err == -ENOENT)
+				gt_seterr("process %d exited before the probes were attached", pid);
+			else
+				gt_seterr("cannot attach a uprobe to %s (%s in %s): %s", p->func,
+					  p->site, lc->m->path, strerror(-err));
+			goto fail;
+		}
+		p->state = LIFECYCLE_PROBE_ON;
+	}
+	lc->t0 = lc->last_tick = lc->last_sweep = lc->last_prog_stats = now_s();
+	lc->bucket = lc->budget > 0 ? lc->budget * BUCKET_SECONDS : 0;
+
+	lc->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (lc->stop_fd < 0) {
+		err = -errno;
+		gt_seterr("cannot create an eventfd: %s", strerror(-err));
+		goto fail;
+	}
+	err = -pthread_create(&lc->thread, NULL, governor_main, lc);
+	if (err) {
+		gt_seterr("cannot start the governor thread: %s", strerror(-err));
+		goto fail;
+	}
+	lc->thread_started = true;
+	*out = lc;
+	return 0;
+
+fail:
+	lifecycle__detach(lc);
+	return err;
+}
+
+static void governor_text(struct lifecycle *lc, char *buf, size_t len)
+{
+	size_t n = 0;
+	bool any = false;
+
+	buf[0] = 0;
+	for (int id = 0; id < LC_PROBE__CNT; id++) {
+		struct lc_probe *p = &lc->probes[id];
+		double total = p->on_s + p->off_s;
+		char rate[32];
+
+		if (!p->wanted || (!p->throttled && p->state != LIFECYCLE_PROBE_FAILED))
+			continue;
+		if (p->rate_on >= 1e6)
+			snprintf(rate, sizeof(rate), "%.1fM", p->rate_on / 1e6);
+		else if (p->rate_on >= 1e3)
+			snprintf(rate, sizeof(rate), "%.0fk", p->rate_on / 1e3);
+		else
+			snprintf(rate, sizeof(rate), "%.0f", p->rate_on);
+		if (n < len)
+			n += snprintf(buf + n, len - n, "%s", any ? "; " : "");
+		any = true;
+		if (n >= len)
+			break;
+		if (p->state == LIFECYCLE_PROBE_FAILED)
+			n += snprintf(buf + n, len - n, "%s could not be re-attached", p->name);
+		else if (p->state == LIFECYCLE_PROBE_ON)
+			n += snprintf(buf + n, len - n, "%s on again (was off %.1f s in %" PRIu64
+				      " windows)", p->name, p->off_s, p->off_windows);
+		else
+			n += snprintf(buf + n, len - n,
+				      "%s %s: %s hits/s ≈ %.2f CPU-s/s > budget %g%% "
+				      "(on %.1f%% of the time, %" PRIu64 " windows off)",
+				      p->name, p->state == LIFECYCLE_PROBE_SAMPLING ? "sampling"
+										: "detached",
+				      rate, p->cost_on, lc->o.budget_pct,
+				      total > 0 ? 100.0 * p->on_s / total : 0.0, p->off_windows);
+		if (n >= len)
+			break;
+	}
+	if (!any)
+		snprintf(buf, len, lc->budget < 0 ? "all probes on (no budget)" : "all probes on");
+}
+
+int lifecycle__poll(struct lifecycle *lc, struct lifecycle_stats *st)
+{
+	double now;
+	int err;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&lc->lock);
+	now = now_s();
+	if (lc->rb)
+		ring_buffer__consume(lc->rb);
+	err = read_counters(lc);
+	if (err) {
+		pthread_mutex_unlock(&lc->lock);
+		gt_seterr("cannot read the lifecycle counters: %s", strerror(-err));
+		return err;
+	}
+	if (!lc->target_exited && kill(lc->pid, 0) && errno == ESRCH)
+		lc->target_exited = true;
+	st->elapsed_s = now - lc->t0;
+	st->created = lc->sum.c[LC_CNT_CREATED];
+	st->exited = lc->sum.c[LC_CNT_EXITED];
+	st->parked = lc->sum.c[LC_CNT_PARKED];
+	st->readied = lc->sum.c[LC_CNT_READIED];
+	st->exit_untracked = lc->sum.c[LC_CNT_EXIT_UNTRACKED];
+	st->exit_swept = lc->exit_swept;
+	st->lost_events = lc->sum.c[LC_CNT_RB_LOST];
+	st->events = lc->sum.c[LC_CNT_EVENTS];
+	st->events_read = lc->events_read;
+	st->read_errors = lc->sum.c[LC_CNT_READ_ERR];
+	st->table_full = lc->sum.c[LC_CNT_GTAB_FULL];
+	st->sites_full = lc->sum.c[LC_CNT_SITES_FULL];
+	st->stacks_full = lc->sum.c[LC_CNT_STACKS_FULL];
+	st->stack_bad = lc->sum.c[LC_CNT_STACK_BAD];
+	/* Entries in the table, from the counters (a map walk per poll would cost more). */
+	{
+		int64_t t = (int64_t)st->created - (int64_t)st->table_full -
+			    ((int64_t)st->exited - (int64_t)st->exit_untracked) -
+			    (int64_t)st->exit_swept;
+
+		st->tracked = t > 0 ? (uint64_t)t : 0;
+	}
+	memcpy(st->park_reason, lc->sum.park_reason, sizeof(st->park_reason));
+	for (int id = 0; id < LC_PROBE__CNT; id++) {
+		struct lc_probe *p = &lc->probes[id];
+		struct lifecycle_probe_stats *ps = &st->probes[id];
+
+		ps->name = p->name;
+		ps->func = p->func;
+		ps->site = p->site;
+		ps->insn = p->wanted ? kind_names[p->kind] : "";
+		ps->state = p->wanted ? p->state : LIFECYCLE_PROBE_UNUSED;
+		ps->nsites = p->wanted ? p->nsites : 0;
+		ps->hits = p->hits;
+		ps->cost_ns = p->wanted ? probe_cost_ns(p) : 0;
+		ps->rate_on = p->rate_on;
+		ps->cost_on = p->cost_on;
+		ps->on_s = p->on_s;
+		ps->off_s = p->off_s;
+		ps->off_windows = p->off_windows;
+		if (p->throttled || p->state == LIFECYCLE_PROBE_FAILED)
+			st->partial = true;
+	}
+	st->budget_pct = lc->budget < 0 ? -1 : lc->o.budget_pct;
+	st->est_cost_pct = 100.0 * lc->est_now;
+	st->avg_cost_pct = st->elapsed_s > 0 ? 100.0 * lc->spent / st->elapsed_s : 0;
+	st->calib_emulated_ns = calib_ns[LC_KIND_EMULATED];
+	st->calib_singlestep_ns = calib_ns[LC_KIND_SINGLESTEP];
+	st->calib_nop5_ns = calib_ns[LC_KIND_NOP5];
+	st->calibrated = calib_ok;
+	st->target_exited = lc->target_exited;
+	governor_text(lc, st->governor, sizeof(st->governor));
+	pthread_mutex_unlock(&lc->lock);
+	return 0;
+}
+
+int lifecycle__foreach_site(struct lifecycle *lc,
+			    int (*cb)(void *ctx, const struct lifecycle_site *s), void *ctx)
+{
+	int fd = bpf_map__fd(lc->skel->maps.sites);
+	struct lc_site_key key, next, *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		struct lifecycle_site s;
+		struct lc_site v;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &v))
+			continue;
+		s.gopc = key.gopc;
+		s.startpc = v.startpc;
+		s.created = v.created;
+		pthread_mutex_lock(&lc->lock);
+		s.exited = v.exited + swept_get(lc, key.gopc);
+		pthread_mutex_unlock(&lc->lock);
+		if (s.exited > s.created)
+			s.exited = s.created;
+		if (cb(ctx, &s))
+			return 1;
+	}
+	return 0;
+}
+
+int lifecycle__foreach_stack(struct lifecycle *lc,
+			     int (*cb)(void *ctx, const struct lifecycle_stack *s), void *ctx)
+{
+	int fd = bpf_map__fd(lc->skel->maps.stacks);
+	struct lc_stack_key key, next, *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		struct lifecycle_stack s;
+		__u64 count;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &count))
+			continue;
+		s.count = count;
+		s.depth = key.depth <= LC_MAX_STACK ? (int)key.depth : LC_MAX_STACK;
+		s.pcs = (const uint64_t *)key.pcs;
+		if (cb(ctx, &s))
+			return 1;
+	}
+	return 0;
+}
+
+static uint64_t ktime_ns(void)
+{
+	struct timespec ts;
+
+	/* bpf_ktime_get_ns() is CLOCK_MONOTONIC. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+int lifecycle__foreach_goroutine(struct lifecycle *lc,
+				 int (*cb)(void *ctx, const struct lifecycle_goroutine *g),
+				 void *ctx)
+{
+	int fd = bpf_map__fd(lc->skel->maps.goroutines);
+	struct lc_gkey key, next, *prev = NULL;
+	uint64_t now = ktime_ns();
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		struct lifecycle_goroutine g;
+		struct lc_goroutine v;
+
+		key = next;
+		prev = &key;
+		if (bpf_map_lookup_elem(fd, &key, &v))
+			continue;
+		g.goid = key.goid;
+		g.parent_goid = v.parent_goid;
+		g.gopc = v.gopc;
+		g.startpc = v.startpc;
+		g.g = v.g;
+		g.state = v.state;
+		g.waitreason = v.waitreason;
+		g.age_s = now > v.created_ns ? (now - v.created_ns) / 1e9 : 0;
+		g.since_s = now > v.since_ns ? (now - v.since_ns) / 1e9 : 0;
+		if (cb(ctx, &g))
+			return 1;
+	}
+	return 0;
+}
+
+void lifecycle__detach(struct lifecycle *lc)
+{
+	if (!lc)
+		return;
+	if (lc->thread_started) {
+		uint64_t one = 1;
+
+		if (write(lc->stop_fd, &one, sizeof(one)) != sizeof(one))
+			elog("gotrace: BUG: cannot stop the governor thread\n");
+		pthread_join(lc->thread, NULL);
+	}
+	for (int id = 0; id < LC_PROBE__CNT; id++)
+		probe_detach_async(lc, &lc->probes[id]);
+	reap(lc, true);
+	free(lc->reapers);
+	ring_buffer__free(lc->rb);
+	lifecycle_bpf__destroy(lc->skel);
+	proc_mem__free(lc->mem);
+	if (lc->stop_fd >= 0)
+		close(lc->stop_fd);
+	if (lc->stats_fd >= 0)
+		close(lc->stats_fd);
+	pthread_mutex_destroy(&lc->lock);
+	free(lc->pcpu);
+	free(lc);
+}

@@ -1,0 +1,3 @@
+module gotrace.example/leaky
+
+go 1.17
