@@ -13,7 +13,7 @@ ARCH ?= $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 VMLINUX_H ?= vmlinux/$(ARCH)/vmlinux.h
 PYTHON ?= /usr/bin/python3
 
-PKGS := libbpf libelf libdw capstone json-c zlib
+PKGS := libbpf libelf libdw capstone json-c zlib ncursesw
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

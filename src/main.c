@@ -118,9 +118,16 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
-		case 'p':
-			return cmd_fail("the live view (gotrace -p PID) is not built yet: use 'gotrace inspect -p %s'",
-					optarg);
+		case 'p': {
+			/* gotrace -p PID [top options]: the live view. */
+			char *targv[64] = { "top", "-p", optarg };
+			int targc = 3;
+
+			for (int i = optind; i < argc && targc < 63; i++)
+				targv[targc++] = argv[i];
+			optind = 1;
+			return cmd_top(targc, targv);
+		}
 		default:
 			usage(stderr);
 			return 2;

@@ -398,6 +398,7 @@ static int print_json(struct session *s, const struct census *c, const struct gr
 		free(gr);
 		json_object_object_add(root, "groups", arr);
 	}
+	json_c_set_serialization_double_format("%.6g", JSON_C_OPTION_THREAD);
 	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 							  JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(root);

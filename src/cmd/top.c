@@ -1,7 +1,480 @@
 // SPDX-License-Identifier: MIT
+/*
+ * gotrace top: the live view of one Go process. Every interval a census of its
+ * goroutines (read from its memory: no probe, no signal) feeds the engine (gwatch),
+ * which keeps creation sites, blocking groups and leak suspects over time. Full-screen
+ * with ncurses, or plain text frames with -b; --json prints one document at the end.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <ncurses.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <json-c/json.h>
+
 #include "cmd/cmds.h"
+#include "engine/gwatch.h"
+#include "engine/session.h"
+#include "goruntime/offsets.h"
+#include "util/log.h"
+
+static const char top_help[] =
+	"Usage: gotrace top -p PID [OPTIONS]        (or: gotrace -p PID)\n"
+	"\n"
+	"Live view of a running Go process: goroutines and their trend, creations and exits\n"
+	"per second, states and wait reasons, top creation and blocking sites, leak suspects\n"
+	"and gotrace's own health. Goroutines are read from the process's memory once per\n"
+	"interval (the census): nothing is attached to the target, it is never stopped.\n"
+	"\n"
+	"Options:\n"
+	"  -p, --pid PID          process to watch\n"
+	"  -b, --batch            plain text frames on stdout instead of the full screen\n"
+	"  -d, --duration SECS    stop after SECS seconds (default: until q, Ctrl-C or exit)\n"
+	"  -i, --interval SECS    refresh interval (default 1)\n"
+	"  -n, --top N            rows per table (default 10)\n"
+	"  -j, --json             with -b: one JSON document at the end, no frames\n"
+	"  -h, --help             this help\n"
+	"\n"
+	"Keys: q quit, p pause, s sort sites and groups by count or growth.\n"
+	"Leak suspect: a group of goroutines (same creation site, same blocking line and wait\n"
+	"reason) that keeps growing while its members stay blocked (docs/leaks.md).\n"
+	"When the process exits, the last state is reported and gotrace exits with 0.\n";
+
+struct top_env {
+	pid_t pid;
+	bool batch, json;
+	double duration, interval;
+	int rows;
+	bool sort_growth;
+};
+
+static volatile sig_atomic_t exiting;
+
+static void on_signal(int sig)
+{
+	exiting = 1;
+}
+
+static int parse_secs(const char *s, double *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtod(s, &end);
+	return errno || *end || !(*v > 0) || *v > 1e7 ? -1 : 0;
+}
+
+static int parse_args(int argc, char **argv, struct top_env *env)
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "batch", no_argument, NULL, 'b' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ "top", required_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	optind = 1;
+	env->interval = 1;
+	env->rows = 10;
+	while ((c = getopt_long(argc, argv, "p:bd:i:n:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || v <= 0 || v > 0x7fffffff)
+				return cmd_fail("top: invalid PID '%s'", optarg);
+			env->pid = (pid_t)v;
+			break;
+		}
+		case 'b':
+			env->batch = true;
+			break;
+		case 'd':
+			if (parse_secs(optarg, &env->duration))
+				return cmd_fail("top: invalid duration '%s' (seconds)", optarg);
+			break;
+		case 'i':
+			if (parse_secs(optarg, &env->interval) || env->interval < 0.05)
+				return cmd_fail("top: invalid interval '%s' (seconds, >= 0.05)",
+						optarg);
+			break;
+		case 'n': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v <= 0 || v > 10000)
+				return cmd_fail("top: invalid row count '%s'", optarg);
+			env->rows = (int)v;
+			break;
+		}
+		case 'j':
+			env->json = true;
+			break;
+		case 'h':
+			fputs(top_help, stdout);
+			exit(0);
+		default:
+			fputs(top_help, stderr);
+			return 2;
+		}
+	}
+	if (optind < argc)
+		return cmd_fail("top: unexpected argument '%s' (try --help)", argv[optind]);
+	if (!env->pid)
+		return cmd_fail("top: which process? -p PID (try --help)");
+	if (env->json && !env->batch)
+		env->batch = true;
+	if (!env->batch && (!isatty(STDOUT_FILENO) || !getenv("TERM")))
+		return cmd_fail("top: stdout is not a terminal: use -b for text frames (and --json)");
+	return 0;
+}
+
+/* ---- one frame of text, for the screen and for -b */
+
+static const char *base(const char *p)
+{
+	const char *s = p ? strrchr(p, '/') : NULL;
+
+	return s ? s + 1 : p ? p : "?";
+}
+
+static void site_str(char *b, size_t n, struct site s)
+{
+	snprintf(b, n, "%s (%s:%d)", s.func ? s.func : "?", base(s.file), s.line);
+}
+
+static int cmp_site_growth(const void *a, const void *b)
+{
+	const struct gw_site *x = *(const struct gw_site *const *)a;
+	const struct gw_site *y = *(const struct gw_site *const *)b;
+
+	return (x->growth_per_min < y->growth_per_min) - (x->growth_per_min > y->growth_per_min);
+}
+
+static int cmp_group_growth(const void *a, const void *b)
+{
+	const struct gw_group *x = *(const struct gw_group *const *)a;
+	const struct gw_group *y = *(const struct gw_group *const *)b;
+
+	return (x->growth_per_min < y->growth_per_min) - (x->growth_per_min > y->growth_per_min);
+}
+
+static void render(FILE *f, struct session *s, struct gwatch *w, const struct top_env *env,
+		   bool paused)
+{
+	const struct gw_totals *T = gwatch__totals(w);
+	const struct gw_site **sites;
+	const struct gw_group **groups;
+	size_t ns = gwatch__sites(w, &sites), ng = gwatch__groups(w, &groups), nsus = 0;
+	char a[256], b[256];
+	const char *sep = "";
+
+	if (env->sort_growth) {
+		qsort(sites, ns, sizeof(*sites), cmp_site_growth);
+		qsort(groups, ng, sizeof(*groups), cmp_group_growth);
+	}
+	fprintf(f, "gotrace top - pid %d (%s) %.0fs%s   goroutines %" PRIu64 " (%+.0f/min)   "
+		   "created %.1f/s  exited %.1f/s\n",
+		(int)s->pid, s->go_version, T->t, paused ? " [paused]" : "", T->total,
+		gw_series__slope_per_min(gwatch__total_hist(w), 60), T->created_per_s,
+		T->exited_per_s);
+	fprintf(f, "states:");
+	for (unsigned st = 0; st < 16; st++)
+		if (T->by_status[st])
+			fprintf(f, " %s %" PRIu64, census__status_name(st), T->by_status[st]);
+	fprintf(f, "   runtime goroutines %" PRIu64 "\nwaiting:", T->system);
+	for (unsigned r = 0; r < 256; r++)
+		if (T->by_reason[r]) {
+			fprintf(f, "%s %s %" PRIu64, sep, gwatch__reason_name(w, r), T->by_reason[r]);
+			sep = ",";
+		}
+	fprintf(f, "\n\nLEAK SUSPECTS\n");
+	for (size_t i = 0; i < ng; i++) {
+		const struct gw_group *g = groups[i];
+
+		if (!g->suspect)
+			continue;
+		site_str(a, sizeof(a), g->created_at);
+		site_str(b, sizeof(b), g->blocked_at);
+		fprintf(f, "  %6" PRIu64 " %+7.0f/min  created at %s\n%16s blocked at %s [%s]\n"
+			   "%16s %s\n",
+			g->count, g->growth_per_min, a, "", b, g->wait_reason, "", g->why);
+		nsus++;
+	}
+	if (!nsus)
+		fprintf(f, "  none\n");
+	fprintf(f, "\nTOP CREATION SITES (by %s)       count  growth/min\n",
+		env->sort_growth ? "growth" : "count");
+	for (size_t i = 0; i < ns && i < (size_t)env->rows; i++) {
+		site_str(a, sizeof(a), sites[i]->created_at);
+		fprintf(f, "  %-60.60s %7" PRIu64 " %+10.1f\n", sites[i]->gopc ? a : "(no creator)",
+			sites[i]->count, sites[i]->growth_per_min);
+	}
+	fprintf(f, "\nTOP BLOCKING SITES                                    count  growth/min  "
+		   "oldest  reason\n");
+	for (size_t i = 0; i < ng && i < (size_t)env->rows; i++) {
+		site_str(a, sizeof(a), groups[i]->blocked_at);
+		fprintf(f, "  %-50.50s %7" PRIu64 " %+10.1f %6.0fs  %s\n", a, groups[i]->count,
+			groups[i]->growth_per_min, groups[i]->oldest_blocked_s,
+			groups[i]->wait_reason);
+	}
+	fprintf(f,
+		"\nhealth: census %.1f ms, %" PRIu64 " censuses (%" PRIu64 " failed), "
+		"unreadable %" PRIu64 ", without stack %" PRIu64 ", lost events 0 (no probes)\n",
+		T->census_ms, s->st.censuses, s->st.census_failed, T->unreadable,
+		T->stack_unknown);
+}
+
+/* ---- JSON at the end */
+
+static struct json_object *jsite(struct site s)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "function", json_object_new_string(s.func ? s.func : "?"));
+	json_object_object_add(o, "file", json_object_new_string(s.file ? s.file : "?"));
+	json_object_object_add(o, "line", json_object_new_int(s.line));
+	return o;
+}
+
+static struct json_object *jdouble(double v)
+{
+	return json_object_new_double(round(v * 1000) / 1000);
+}
+
+static void print_json(struct session *s, struct gwatch *w, double duration, bool exited)
+{
+	const struct gw_totals *T = gwatch__totals(w);
+	struct json_object *root = json_object_new_object(), *gr = json_object_new_object();
+	struct json_object *st = json_object_new_object(), *wr = json_object_new_object();
+	struct json_object *sites = json_object_new_array(), *sus = json_object_new_array();
+	struct json_object *bl = json_object_new_array(), *health = json_object_new_object();
+	const struct gw_site **sv;
+	const struct gw_group **gv;
+	size_t ns = gwatch__sites(w, &sv), ng = gwatch__groups(w, &gv);
+
+	json_object_object_add(root, "pid", json_object_new_int(s->pid));
+	json_object_object_add(root, "go_version", json_object_new_string(s->go_version));
+	json_object_object_add(root, "duration_s", jdouble(duration));
+	json_object_object_add(root, "mode", json_object_new_string("census"));
+	json_object_object_add(root, "target_exited", json_object_new_boolean(exited));
+	for (unsigned i = 0; i < 16; i++)
+		if (T->by_status[i])
+			json_object_object_add(st, census__status_name(i),
+					       json_object_new_uint64(T->by_status[i]));
+	for (unsigned r = 0; r < 256; r++)
+		if (T->by_reason[r])
+			json_object_object_add(wr, gwatch__reason_name(w, r),
+					       json_object_new_uint64(T->by_reason[r]));
+	json_object_object_add(gr, "total", json_object_new_uint64(T->total));
+	json_object_object_add(gr, "system", json_object_new_uint64(T->system));
+	json_object_object_add(gr, "trend_per_min",
+			       jdouble(gw_series__slope_per_min(gwatch__total_hist(w), 60)));
+	json_object_object_add(gr, "by_state", st);
+	json_object_object_add(gr, "by_wait_reason", wr);
+	json_object_object_add(root, "goroutines", gr);
+	json_object_object_add(root, "created_per_s", jdouble(T->created_per_s));
+	json_object_object_add(root, "exited_per_s", jdouble(T->exited_per_s));
+	for (size_t i = 0; i < ns; i++) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "created_at",
+				       sv[i]->gopc ? jsite(sv[i]->created_at) : NULL);
+		json_object_object_add(o, "count", json_object_new_uint64(sv[i]->count));
+		json_object_object_add(o, "growth_per_min", jdouble(sv[i]->growth_per_min));
+		json_object_array_add(sites, o);
+	}
+	json_object_object_add(root, "sites", sites);
+	for (size_t i = 0; i < ng; i++) {
+		const struct gw_group *g = gv[i];
+		struct json_object *o = json_object_new_object(), *ids = json_object_new_array();
+
+		json_object_object_add(o, "created_at", g->gopc ? jsite(g->created_at) : NULL);
+		json_object_object_add(o, "blocked_at", jsite(g->blocked_at));
+		json_object_object_add(o, "wait_reason", json_object_new_string(g->wait_reason));
+		json_object_object_add(o, "count", json_object_new_uint64(g->count));
+		json_object_object_add(o, "growth_per_min", jdouble(g->growth_per_min));
+		json_object_object_add(o, "oldest_blocked_s", jdouble(g->oldest_blocked_s));
+		for (int k = 0; k < g->nsamples; k++)
+			json_object_array_add(ids, json_object_new_uint64(g->sample_goids[k]));
+		json_object_object_add(o, "sample_goids", ids);
+		if (g->suspect) {
+			json_object_object_add(o, "first_reported_s", jdouble(g->first_reported_s));
+			json_object_object_add(o, "why", json_object_new_string(g->why));
+			json_object_array_add(sus, json_object_get(o));
+		}
+		json_object_array_add(bl, o);
+	}
+	json_object_object_add(root, "blocking_sites", bl);
+	json_object_object_add(root, "leak_suspects", sus);
+	json_object_object_add(root, "lost_events", json_object_new_uint64(0));
+	json_object_object_add(root, "reads_failed",
+			       json_object_new_uint64(s->st.unreadable + s->st.census_failed));
+	json_object_object_add(health, "censuses", json_object_new_uint64(s->st.censuses));
+	json_object_object_add(health, "census_failed",
+			       json_object_new_uint64(s->st.census_failed));
+	json_object_object_add(health, "goroutines_unreadable",
+			       json_object_new_uint64(s->st.unreadable));
+	json_object_object_add(health, "stacks_unknown",
+			       json_object_new_uint64(s->st.stack_unknown));
+	json_object_object_add(health, "last_census_ms", jdouble(s->st.last_census_ms));
+	json_object_object_add(root, "health", health);
+	json_c_set_serialization_double_format("%.6g", JSON_C_OPTION_THREAD);
+	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
+							  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(root);
+}
+
+/* ---- the screen */
+
+static void draw(struct session *s, struct gwatch *w, const struct top_env *env, bool paused)
+{
+	char *buf = NULL, *line, *save = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int y = 0;
+
+	if (!f)
+		return;
+	render(f, s, w, env, paused);
+	fclose(f);
+	erase();
+	for (line = strtok_r(buf, "\n", &save); line && y < LINES - 1;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (!strncmp(line, "LEAK", 4) || !strncmp(line, "TOP", 3))
+			attron(A_BOLD);
+		mvaddnstr(y++, 0, line, COLS);
+		attroff(A_BOLD);
+	}
+	mvaddnstr(LINES - 1, 0, "q quit  p pause  s sort by count/growth", COLS);
+	refresh();
+	free(buf);
+}
+
+static double now_s(void)
+{
+	return session__mono_ns() / 1e9;
+}
 
 int cmd_top(int argc, char **argv)
 {
-	return cmd_fail("top: not implemented yet");
+	struct top_env env = { 0 };
+	struct session *s = NULL;
+	struct gwatch *w = NULL;
+	bool screen = false, paused = false, exited = false;
+	double t0, next;
+	int err, frames = 0;
+
+	err = parse_args(argc, argv, &env);
+	if (err)
+		return err;
+	err = session__open(env.pid, &s);
+	if (err)
+		return cmd_fail("%s", gt_lasterr());
+	err = gwatch__new(s, &w);
+	if (err)
+		goto out;
+	/* The first census now: it must work before the screen is taken over. */
+	err = gwatch__tick(w);
+	if (err) {
+		err = cmd_fail("cannot read the goroutines of process %d: %s", (int)env.pid,
+			       gt_lasterr());
+		goto out;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	if (!env.batch) {
+		initscr();
+		cbreak();
+		noecho();
+		curs_set(0);
+		keypad(stdscr, TRUE);
+		screen = true;
+	}
+	t0 = now_s();
+	next = t0;
+	while (!exiting) {
+		if (!paused && now_s() >= next - 1e-3 && frames) {
+			err = gwatch__tick(w);
+			if (err == -ESRCH || (err && !session__alive(s))) {
+				exited = true;
+				break;
+			}
+			if (err && err != -EINVAL) {
+				if (screen)
+					endwin();
+				screen = false;
+				err = cmd_fail("process %d: %s", (int)env.pid, gt_lasterr());
+				goto out;
+			}
+		}
+		if (!paused && now_s() >= next - 1e-3) {
+			if (screen)
+				draw(s, w, &env, paused);
+			else if (!env.json) {
+				render(stdout, s, w, &env, false);
+				printf("\n");
+				fflush(stdout);
+			}
+			frames++;
+			next += env.interval;
+		}
+		if (env.duration && now_s() - t0 >= env.duration)
+			break;
+		if (screen) {
+			int ch;
+
+			timeout(100);
+			ch = getch();
+			if (ch == 'q' || ch == 'Q')
+				break;
+			if (ch == 'p' || ch == ' ') {
+				paused = !paused;
+				draw(s, w, &env, paused);
+			}
+			if (ch == 's') {
+				env.sort_growth = !env.sort_growth;
+				draw(s, w, &env, paused);
+			}
+		} else {
+			double d = next - now_s();
+
+			if (env.duration && t0 + env.duration - now_s() < d)
+				d = t0 + env.duration - now_s();
+			if (d > 0)
+				usleep((useconds_t)(d * 1e6 < 200000 ? d * 1e6 : 200000));
+		}
+	}
+	if (screen)
+		endwin();
+	screen = false;
+	if (exited)
+		fprintf(stderr, "gotrace: process %d exited after %.1f s; its last state follows\n",
+			(int)env.pid, now_s() - t0);
+	if (env.json)
+		print_json(s, w, now_s() - t0, exited);
+	else if (exited || !env.batch)
+		render(stdout, s, w, &env, false);
+	err = 0;
+out:
+	if (screen)
+		endwin();
+	gwatch__free(w);
+	session__close(s);
+	return err;
 }

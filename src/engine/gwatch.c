@@ -12,6 +12,8 @@
 #include "goruntime/offsets.h"
 #include "util/log.h"
 
+#define RATE_S 10.0 /* window of the creation and exit rates */
+
 /* A goroutine known to be blocked in a group. */
 struct member {
 	uint64_t goid; /* 0: empty slot */
@@ -35,6 +37,10 @@ struct gwatch {
 	int go_minor;
 	double t0, last_t;  /* monotonic seconds of the first and last census */
 	uint64_t last_maxgoid, last_total;
+	/* (t, highest goid, total) per census, for creation and exit rates over RATE_S. */
+	double rate_t[GW_HIST];
+	uint64_t rate_goid[GW_HIST], rate_total[GW_HIST];
+	unsigned rate_head, rate_len;
 	bool have_last;
 	struct gw_totals tot;
 	struct gw_series total_hist;
@@ -464,18 +470,36 @@ int gwatch__update(struct gwatch *w, const struct census *c, double t)
 	}
 	series_push(&w->total_hist, t, (uint32_t)T->total);
 
-	/* Creations from the advance of goids; exits are what the total did not keep. */
-	if (w->have_last && t > w->last_t) {
-		double dt = t - w->last_t;
-		double created = maxgoid > w->last_maxgoid ? (double)(maxgoid - w->last_maxgoid) : 0;
+	/*
+	 * Creations from the advance of goids, exits are what the total did not keep, over
+	 * the last RATE_S seconds: Ps take goids in batches of 16, so one interval is noise.
+	 */
+	if (maxgoid < w->last_maxgoid)
+		maxgoid = w->last_maxgoid;
+	w->rate_t[w->rate_head] = t;
+	w->rate_goid[w->rate_head] = maxgoid;
+	w->rate_total[w->rate_head] = T->total;
+	w->rate_head = (w->rate_head + 1) % GW_HIST;
+	if (w->rate_len < GW_HIST)
+		w->rate_len++;
+	for (unsigned i = w->rate_len; i-- > 1;) {
+		unsigned k = (w->rate_head + GW_HIST - 1 - i) % GW_HIST;
+		double dt = t - w->rate_t[k];
 
-		T->created_per_s = created / dt;
-		T->exited_per_s = (created - ((double)T->total - (double)w->last_total)) / dt;
-		if (T->exited_per_s < 0)
-			T->exited_per_s = 0;
+		if (dt > RATE_S && i > 1)
+			continue;
+		if (dt > 0) {
+			double created = (double)(maxgoid - w->rate_goid[k]);
+
+			T->created_per_s = created / dt;
+			T->exited_per_s =
+				(created - ((double)T->total - (double)w->rate_total[k])) / dt;
+			if (T->exited_per_s < 0)
+				T->exited_per_s = 0;
+		}
+		break;
 	}
-	if (maxgoid > w->last_maxgoid)
-		w->last_maxgoid = maxgoid;
+	w->last_maxgoid = maxgoid;
 	w->last_total = T->total;
 	w->last_t = t;
 	w->have_last = true;
