@@ -37,3 +37,20 @@ addr=$(grep -m1 'r-xp' "/proc/$pid/maps" | cut -d- -f1)
 echo "== $top/gotrace symbolize -p $pid (a few addresses in its text)"
 "$top/gotrace" symbolize -p "$pid" "0x$(printf '%x' $((0x$addr + 0x1000)))" \
 	"0x$(printf '%x' $((0x$addr + 0x20000)))"
+echo
+echo "== $top/gotrace goroutines -p $pid (read from its memory: not stopped, not signalled)"
+"$top/gotrace" goroutines -p "$pid" | head -40
+echo
+echo "== $top/gotrace top -p $pid -b -d 24 -i 8, while a client hits /leak 4 times a second"
+(
+	end=$(($(date +%s) + 26))
+	while [ "$(date +%s)" -lt $end ] && kill -0 $pid 2>/dev/null; do
+		curl -s "http://127.0.0.1:$port/leak" >/dev/null 2>&1 || true
+		sleep 0.25
+	done
+) &
+load=$!
+"$top/gotrace" top -p "$pid" -b -d 24 -i 8 -n 5
+kill $load 2>/dev/null || true
+echo
+echo "== live, full screen: sudo $top/gotrace -p PID   (q quits)"

@@ -250,6 +250,8 @@ struct site session__blocked_at(struct session *s, const struct census_stack *st
 	for (uint32_t i = 0; i < stack->depth; i++) {
 		const struct sym_pc *e = session__sym(s, stack->pcs[i]);
 
+		if (e->wrapper)
+			continue;
 		/* Inlined frames first: user code inlined into a library function counts. */
 		for (int k = 0; k < e->nframes; k++) {
 			if (!session__is_std(s, &e->frames[k])) {
