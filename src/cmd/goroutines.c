@@ -61,6 +61,7 @@ static int parse_args(int argc, char **argv, struct gr_env *env)
 	int c;
 
 	optind = 1;
+	env->json = env_json;
 	while ((c = getopt_long(argc, argv, "p:asjh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p': {
@@ -82,6 +83,7 @@ static int parse_args(int argc, char **argv, struct gr_env *env)
 			break;
 		case 'j':
 			env->json = true;
+			env_json = true;
 			break;
 		case 'h':
 			fputs(goroutines_help, stdout);

@@ -86,6 +86,7 @@ static int parse_args(int argc, char **argv, struct top_env *env)
 	int c;
 
 	optind = 1;
+	env->json = env_json;
 	env->interval = 1;
 	env->rows = 10;
 	while ((c = getopt_long(argc, argv, "p:bd:i:n:jh", opts, NULL)) != -1) {
@@ -124,6 +125,7 @@ static int parse_args(int argc, char **argv, struct top_env *env)
 		}
 		case 'j':
 			env->json = true;
+			env_json = true;
 			break;
 		case 'h':
 			fputs(top_help, stdout);

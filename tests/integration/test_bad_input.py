@@ -65,6 +65,9 @@ def check_error(r, pattern, must_name=None, json_out=False):
 
 
 CMDS = [pytest.param(("inspect",), id="inspect"), pytest.param(("symbolize",), id="symbolize")]
+# Commands on a live process only.
+PID_CMDS = CMDS + [pytest.param(("goroutines",), id="goroutines"),
+                   pytest.param(("top",), id="top")]
 JSON = [pytest.param(False, id="text"), pytest.param(True, id="json")]
 
 
@@ -73,7 +76,8 @@ def path_args(cmd, path):
 
 
 def pid_args(cmd, pid):
-    return [cmd[0], "-p", str(pid)] + (["0x401000"] if cmd[0] == "symbolize" else [])
+    extra = {"symbolize": ["0x401000"], "top": ["-b", "-d", "1"]}.get(cmd[0], [])
+    return [cmd[0], "-p", str(pid)] + extra
 
 
 # ---------------------------------------------------------------- files
@@ -208,6 +212,19 @@ def test_go_too_new(workdir, gobin, gotrace_bin):
     assert doc["go_version"] == new and doc["probes"]
 
 
+@pytest.mark.parametrize("cmd", [pytest.param(("goroutines",), id="goroutines"),
+                                 pytest.param(("top",), id="top")])
+@pytest.mark.parametrize("json_out", JSON)
+def test_go_too_new_process(workdir, gobin, gotrace_bin, cmd, json_out):
+    """A running program built by a Go newer than the tables: refused, never guessed."""
+    new = "go1.%d" % (NEWEST + 1) + gobuild.go_version(NEWEST)[len("go1.27"):]
+    p = make_patched_version(workdir, gobin, new)
+    with gobuild.run_fixture_server(p) as (proc, _):
+        r = run(pid_args(cmd, proc.pid), json_out)
+    line = check_error(r, r"unsupported", None, json_out)
+    assert "go1.%d" % (NEWEST + 1) in line, line
+
+
 @pytest.mark.parametrize("cmd", CMDS)
 @pytest.mark.parametrize("json_out", JSON)
 def test_nonexistent_path(workdir, gotrace_bin, cmd, json_out):
@@ -226,7 +243,7 @@ def free_pid():
     raise AssertionError("no free PID")
 
 
-@pytest.mark.parametrize("cmd", CMDS)
+@pytest.mark.parametrize("cmd", PID_CMDS)
 @pytest.mark.parametrize("json_out", JSON)
 def test_nonexistent_pid(gotrace_bin, cmd, json_out):
     pid = free_pid()
@@ -235,7 +252,7 @@ def test_nonexistent_pid(gotrace_bin, cmd, json_out):
                 json_out)
 
 
-@pytest.mark.parametrize("cmd", CMDS)
+@pytest.mark.parametrize("cmd", PID_CMDS)
 @pytest.mark.parametrize("json_out", JSON)
 def test_kernel_thread(gotrace_bin, cmd, json_out):
     assert open("/proc/2/comm").read().strip() == "kthreadd"
@@ -243,7 +260,7 @@ def test_kernel_thread(gotrace_bin, cmd, json_out):
                 "2", json_out)
 
 
-@pytest.mark.parametrize("cmd", CMDS)
+@pytest.mark.parametrize("cmd", PID_CMDS)
 @pytest.mark.parametrize("json_out", JSON)
 def test_non_go_process(gotrace_bin, cmd, json_out):
     proc = subprocess.Popen(["sleep", "30"])
@@ -279,7 +296,7 @@ def test_unreadable_file(workdir, gobin, nobody_ok, cmd, json_out):
                 r"permission denied|not permitted|cannot read|cannot open", p, json_out)
 
 
-@pytest.mark.parametrize("cmd", CMDS)
+@pytest.mark.parametrize("cmd", PID_CMDS)
 @pytest.mark.parametrize("json_out", JSON)
 def test_other_users_process(gobin, nobody_ok, cmd, json_out):
     """A Go process of root, inspected as nobody: /proc/PID/exe is not readable."""
