@@ -220,6 +220,14 @@ static void goroot_init(struct session *s)
 	}
 }
 
+/* A runtime file under another package's name (internal/poll.runtime_pollWait...). */
+static bool runtime_file(struct session *s, const char *file)
+{
+	size_t n = strlen(s->goroot);
+
+	return n && file && !strncmp(file, s->goroot, n) && !strncmp(file + n, "runtime/", 8);
+}
+
 bool session__is_std(struct session *s, const struct site *f)
 {
 	const char *slash, *dot, *end;
@@ -259,7 +267,8 @@ struct site session__blocked_at(struct session *s, const struct census_stack *st
 					*pc = stack->pcs[i];
 				return e->frames[k];
 			}
-			if (!first_nonrt.func && !runtime_func(e->frames[k].func)) {
+			if (!first_nonrt.func && !runtime_func(e->frames[k].func) &&
+			    !runtime_file(s, e->frames[k].file)) {
 				first_nonrt = e->frames[k];
 				nonrt_pc = stack->pcs[i];
 			}
