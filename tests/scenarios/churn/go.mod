@@ -1,0 +1,3 @@
+module gotrace.example/churn
+
+go 1.17

@@ -1,0 +1,3 @@
+module gotrace.example/heap
+
+go 1.17

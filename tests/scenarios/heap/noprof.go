@@ -1,0 +1,5 @@
+//go:build noprof
+
+package main
+
+const pprofLinked = false

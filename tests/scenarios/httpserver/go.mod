@@ -1,0 +1,3 @@
+module gotrace.example/httpserver
+
+go 1.17

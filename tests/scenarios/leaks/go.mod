@@ -1,0 +1,3 @@
+module gotrace.example/leaks
+
+go 1.17
