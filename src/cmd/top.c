@@ -23,6 +23,9 @@
 #include "engine/gwatch.h"
 #include "engine/session.h"
 #include "goruntime/offsets.h"
+#include "heap/growth.h"
+#include "heap/profile.h"
+#include "heap/sites.h"
 #include "util/log.h"
 
 static const char top_help[] =
@@ -53,6 +56,16 @@ struct top_env {
 	double duration, interval;
 	int rows;
 	bool sort_growth;
+};
+
+/* The heap side of the view: GC state and growth suspects (src/heap). */
+struct top_heap {
+	struct heap_reader *hr;
+	struct heap_sites *hs;
+	struct heap_watch *hw;
+	struct heap_gc first, last;
+	bool ok;
+	char why[256]; /* when !ok: why the heap is not shown */
 };
 
 static volatile sig_atomic_t exiting;
@@ -176,8 +189,96 @@ static int cmp_group_growth(const void *a, const void *b)
 	return (x->growth_per_min < y->growth_per_min) - (x->growth_per_min > y->growth_per_min);
 }
 
+static void heap_open(struct top_heap *h, struct session *s)
+{
+	h->hr = heap_reader__new(s->m, s->mem);
+	if (!h->hr) {
+		snprintf(h->why, sizeof(h->why), "%s", gt_lasterr());
+		return;
+	}
+	h->hs = heap_sites__new(s->m);
+	if (!h->hs || heap_reader__read_gc(h->hr, &h->first)) {
+		snprintf(h->why, sizeof(h->why), "cannot read the GC state: %s", gt_lasterr());
+		return;
+	}
+	h->last = h->first;
+	h->hw = heap_watch__new(h->hr, h->hs,
+				h->first.have_rate && h->first.mem_profile_rate > 0
+					? h->first.mem_profile_rate : 512 * 1024,
+				h->first.have_sweep);
+	if (!h->hw) {
+		snprintf(h->why, sizeof(h->why), "out of memory");
+		return;
+	}
+	h->ok = true;
+	heap_watch__update(h->hw, &h->first);
+}
+
+/* Called every ~100 ms: catches each GC cycle's end for the growth rule. */
+static void heap_poll(struct top_heap *h)
+{
+	struct heap_gc g;
+
+	if (!h->ok || heap_reader__read_gc(h->hr, &g))
+		return;
+	h->last = g;
+	heap_watch__update(h->hw, &g);
+}
+
+static void heap_close(struct top_heap *h)
+{
+	heap_watch__free(h->hw);
+	heap_sites__free(h->hs);
+	heap_reader__free(h->hr);
+}
+
+/* The site of a growth suspect: its innermost shown frame. */
+static const struct heap_frame *heap_site(struct top_heap *h, const struct heap_suspect *x)
+{
+	struct heap_stack st;
+
+	heap_sites__stack(h->hs, x->shown, &st);
+	return st.n ? heap_sites__frame(h->hs, (uint32_t)st.frames[0]) : NULL;
+}
+
+static void render_heap(FILE *f, struct top_heap *h, int rows)
+{
+	const struct heap_gc *g = &h->last;
+	const struct heap_suspect *sus = NULL;
+	size_t n = 0;
+
+	if (!h->ok) {
+		fprintf(f, "\nheap: not shown: %s\n", h->why);
+		return;
+	}
+	fprintf(f, "\nGC: %u cycles (+%u watched, %u forced), pauses %.1f ms in all",
+		g->numgc, g->numgc - h->first.numgc, g->numforcedgc,
+		g->pause_total_ns / 1e6);
+	if (g->have_controller)
+		fprintf(f, ", heap live %.1f MB, goal %.1f MB", g->heap_live / 1048576.0,
+			g->heap_goal / 1048576.0);
+	if (g->have_disabled && g->disabled)
+		fprintf(f, "  [memory profiling disabled by the linker: no heap sites]");
+	else if (g->have_rate && g->mem_profile_rate <= 0)
+		fprintf(f, "  [MemProfileRate is 0: no heap sites]");
+	fprintf(f, "\nHEAP GROWTH SUSPECTS\n");
+	heap_watch__suspects(h->hw, &sus, &n);
+	for (size_t i = 0; i < n && i < (size_t)rows; i++) {
+		const struct heap_frame *fr = heap_site(h, &sus[i]);
+		char a[256];
+
+		site_str(a, sizeof(a),
+			 fr ? (struct site){ fr->func, fr->file, fr->line } : (struct site){ 0 });
+		fprintf(f, "  %-50.50s %+9.1f MB/min  in use %.1f -> %.1f MB, rose in %d of %d cycles\n",
+			a, sus[i].per_min / 1048576.0, sus[i].first / 1048576.0,
+			sus[i].last / 1048576.0, sus[i].rises, sus[i].points);
+	}
+	if (!n)
+		fprintf(f, "  none\n");
+}
+
 static void render(FILE *f, struct session *s, struct gwatch *w, const struct top_env *env,
-		   bool paused)
+		   bool paused, struct top_heap *h)
 {
 	const struct gw_totals *T = gwatch__totals(w);
 	const struct gw_site **sites;
@@ -240,6 +341,7 @@ static void render(FILE *f, struct session *s, struct gwatch *w, const struct to
 		"unreadable %" PRIu64 ", without stack %" PRIu64 ", lost events 0 (no probes)\n",
 		T->census_ms, s->st.censuses, s->st.census_failed, T->unreadable,
 		T->stack_unknown);
+	render_heap(f, h, env->rows);
 }
 
 /* ---- JSON at the end */
@@ -259,7 +361,50 @@ static struct json_object *jdouble(double v)
 	return json_object_new_double(round(v * 1000) / 1000);
 }
 
-static void print_json(struct session *s, struct gwatch *w, double duration, bool exited)
+static void heap_json(struct json_object *root, struct top_heap *h)
+{
+	struct json_object *gc = json_object_new_object(), *sus = json_object_new_array();
+	const struct heap_suspect *x = NULL;
+	size_t n = 0;
+
+	if (!h->ok) {
+		json_object_object_add(root, "gc", NULL);
+		json_object_object_add(root, "heap_growth_suspects", NULL);
+		json_object_object_add(root, "heap_unavailable", json_object_new_string(h->why));
+		json_object_put(gc);
+		json_object_put(sus);
+		return;
+	}
+	json_object_object_add(gc, "cycles", json_object_new_int64(h->last.numgc));
+	json_object_object_add(gc, "cycles_watched",
+			       json_object_new_int64(h->last.numgc - h->first.numgc));
+	json_object_object_add(gc, "forced", json_object_new_int64(h->last.numforcedgc));
+	json_object_object_add(gc, "pause_total_ns", json_object_new_uint64(h->last.pause_total_ns));
+	json_object_object_add(gc, "heap_live_bytes", h->last.have_controller ?
+			       json_object_new_uint64(h->last.heap_live) : NULL);
+	json_object_object_add(gc, "heap_goal_bytes", h->last.have_controller ?
+			       json_object_new_uint64(h->last.heap_goal) : NULL);
+	json_object_object_add(root, "gc", gc);
+	heap_watch__suspects(h->hw, &x, &n);
+	for (size_t i = 0; i < n; i++) {
+		const struct heap_frame *fr = heap_site(h, &x[i]);
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "function", json_object_new_string(fr ? fr->func : "?"));
+		json_object_object_add(o, "file", json_object_new_string(fr ? fr->file : "?"));
+		json_object_object_add(o, "line", json_object_new_int(fr ? fr->line : 0));
+		json_object_object_add(o, "inuse_bytes_first", jdouble(x[i].first));
+		json_object_object_add(o, "inuse_bytes_last", jdouble(x[i].last));
+		json_object_object_add(o, "growth_bytes_per_min", jdouble(x[i].per_min));
+		json_object_object_add(o, "rises", json_object_new_int(x[i].rises));
+		json_object_object_add(o, "points", json_object_new_int(x[i].points));
+		json_object_array_add(sus, o);
+	}
+	json_object_object_add(root, "heap_growth_suspects", sus);
+}
+
+static void print_json(struct session *s, struct gwatch *w, double duration, bool exited,
+		       struct top_heap *h)
 {
 	const struct gw_totals *T = gwatch__totals(w);
 	struct json_object *root = json_object_new_object(), *gr = json_object_new_object();
@@ -336,6 +481,7 @@ static void print_json(struct session *s, struct gwatch *w, double duration, boo
 			       json_object_new_uint64(s->st.stack_unknown));
 	json_object_object_add(health, "last_census_ms", jdouble(s->st.last_census_ms));
 	json_object_object_add(root, "health", health);
+	heap_json(root, h);
 	json_c_set_serialization_double_format("%.6g", JSON_C_OPTION_THREAD);
 	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 							  JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -344,7 +490,8 @@ static void print_json(struct session *s, struct gwatch *w, double duration, boo
 
 /* ---- the screen */
 
-static void draw(struct session *s, struct gwatch *w, const struct top_env *env, bool paused)
+static void draw(struct session *s, struct gwatch *w, const struct top_env *env, bool paused,
+		 struct top_heap *h)
 {
 	char *buf = NULL, *line, *save = NULL;
 	size_t len = 0;
@@ -353,7 +500,7 @@ static void draw(struct session *s, struct gwatch *w, const struct top_env *env,
 
 	if (!f)
 		return;
-	render(f, s, w, env, paused);
+	render(f, s, w, env, paused, h);
 	fclose(f);
 	erase();
 	for (line = strtok_r(buf, "\n", &save); line && y < LINES - 1;
@@ -378,6 +525,7 @@ int cmd_top(int argc, char **argv)
 	struct top_env env = { 0 };
 	struct session *s = NULL;
 	struct gwatch *w = NULL;
+	struct top_heap heap = { 0 };
 	bool screen = false, paused = false, exited = false;
 	double t0, next;
 	int err, frames = 0;
@@ -398,6 +546,7 @@ int cmd_top(int argc, char **argv)
 			       gt_lasterr());
 		goto out;
 	}
+	heap_open(&heap, s);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	if (!env.batch) {
@@ -427,9 +576,9 @@ int cmd_top(int argc, char **argv)
 		}
 		if (!paused && now_s() >= next - 1e-3) {
 			if (screen)
-				draw(s, w, &env, paused);
+				draw(s, w, &env, paused, &heap);
 			else if (!env.json) {
-				render(stdout, s, w, &env, false);
+				render(stdout, s, w, &env, false, &heap);
 				printf("\n");
 				fflush(stdout);
 			}
@@ -443,15 +592,16 @@ int cmd_top(int argc, char **argv)
 
 			timeout(100);
 			ch = getch();
+			heap_poll(&heap);
 			if (ch == 'q' || ch == 'Q')
 				break;
 			if (ch == 'p' || ch == ' ') {
 				paused = !paused;
-				draw(s, w, &env, paused);
+				draw(s, w, &env, paused, &heap);
 			}
 			if (ch == 's') {
 				env.sort_growth = !env.sort_growth;
-				draw(s, w, &env, paused);
+				draw(s, w, &env, paused, &heap);
 			}
 		} else {
 			double d = next - now_s();
@@ -459,7 +609,8 @@ int cmd_top(int argc, char **argv)
 			if (env.duration && t0 + env.duration - now_s() < d)
 				d = t0 + env.duration - now_s();
 			if (d > 0)
-				usleep((useconds_t)(d * 1e6 < 200000 ? d * 1e6 : 200000));
+				usleep((useconds_t)(d * 1e6 < 100000 ? d * 1e6 : 100000));
+			heap_poll(&heap);
 		}
 	}
 	if (screen)
@@ -469,13 +620,14 @@ int cmd_top(int argc, char **argv)
 		fprintf(stderr, "gotrace: process %d exited after %.1f s; its last state follows\n",
 			(int)env.pid, now_s() - t0);
 	if (env.json)
-		print_json(s, w, now_s() - t0, exited);
+		print_json(s, w, now_s() - t0, exited, &heap);
 	else if (exited || !env.batch)
-		render(stdout, s, w, &env, false);
+		render(stdout, s, w, &env, false, &heap);
 	err = 0;
 out:
 	if (screen)
 		endwin();
+	heap_close(&heap);
 	gwatch__free(w);
 	session__close(s);
 	return err;
