@@ -125,3 +125,23 @@ def test_top_screen(leaky, gotrace_bin):
 def test_top_needs_a_terminal(gotrace_bin):
     r = gobuild.gotrace("top", "-p", str(os.getpid()))
     assert r.returncode != 0 and "-b" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+@needs_root
+def test_top_heap_section(gotrace_bin):
+    """The GC line and heap growth suspects of `top`, against the program's ReadMemStats."""
+    path = gobuild.build("heap", NEWEST, "stripped")
+    with gobuild.run_fixture_server(path, args=["-mode", "mapcache"]) as (proc, ready):
+        port = int(ready[1])
+        doc = gobuild.gotrace_json("top", "-p", str(proc.pid), "-b", "-d", "12", "-i", "4")
+        with urllib.request.urlopen("http://127.0.0.1:%d/memstats" % port, timeout=30) as r:
+            ms = json.loads(r.read().decode())
+        assert proc.poll() is None
+    gc = doc["gc"]
+    assert gc is not None, doc.get("heap_unavailable")
+    # NumGC read after gotrace's last look: gotrace's count is at most that, and recent.
+    assert ms["NumGC"] - 10 <= gc["cycles"] <= ms["NumGC"], (gc, ms["NumGC"])
+    assert gc["cycles_watched"] >= 2 and gc["pause_total_ns"] <= ms["PauseTotalNs"]
+    sus = [s for s in doc["heap_growth_suspects"] if s["function"] == "main.cacheAdd"]
+    assert sus and sus[0]["growth_bytes_per_min"] > 0, doc["heap_growth_suspects"]
+    assert doc["leak_suspects"] == []
