@@ -403,7 +403,7 @@ static void heap_json(struct json_object *root, struct top_heap *h)
 	json_object_object_add(root, "heap_growth_suspects", sus);
 }
 
-static void print_json(struct session *s, struct gwatch *w, double duration, bool exited,
+static void print_json(struct session *s, struct gwatch *w, double duration, const char *end,
 		       struct top_heap *h)
 {
 	const struct gw_totals *T = gwatch__totals(w);
@@ -419,7 +419,8 @@ static void print_json(struct session *s, struct gwatch *w, double duration, boo
 	json_object_object_add(root, "go_version", json_object_new_string(s->go_version));
 	json_object_object_add(root, "duration_s", jdouble(duration));
 	json_object_object_add(root, "mode", json_object_new_string("census"));
-	json_object_object_add(root, "target_exited", json_object_new_boolean(exited));
+	json_object_object_add(root, "target_exited", json_object_new_boolean(end != NULL));
+	json_object_object_add(root, "target_end", end ? json_object_new_string(end) : NULL);
 	for (unsigned i = 0; i < 16; i++)
 		if (T->by_status[i])
 			json_object_object_add(st, census__status_name(i),
@@ -526,6 +527,7 @@ int cmd_top(int argc, char **argv)
 	struct session *s = NULL;
 	struct gwatch *w = NULL;
 	struct top_heap heap = { 0 };
+	char end_msg[512] = "";
 	bool screen = false, paused = false, exited = false;
 	double t0, next;
 	int err, frames = 0;
@@ -562,8 +564,10 @@ int cmd_top(int argc, char **argv)
 	while (!exiting) {
 		if (!paused && now_s() >= next - 1e-3 && frames) {
 			err = gwatch__tick(w);
-			if (err == -ESRCH || (err && !session__alive(s))) {
+			if (err == -ESRCH || err == -ESTALE || (err && !session__alive(s))) {
 				exited = true;
+				snprintf(end_msg, sizeof(end_msg), "%s",
+					 err == -ESTALE ? gt_lasterr() : "");
 				break;
 			}
 			if (err && err != -EINVAL) {
@@ -616,11 +620,15 @@ int cmd_top(int argc, char **argv)
 	if (screen)
 		endwin();
 	screen = false;
-	if (exited)
+	if (exited && end_msg[0])
+		fprintf(stderr, "gotrace: %s after %.1f s; its last state follows\n", end_msg,
+			now_s() - t0);
+	else if (exited)
 		fprintf(stderr, "gotrace: process %d exited after %.1f s; its last state follows\n",
 			(int)env.pid, now_s() - t0);
 	if (env.json)
-		print_json(s, w, now_s() - t0, exited, &heap);
+		print_json(s, w, now_s() - t0, exited ? (end_msg[0] ? "exec" : "exited") : NULL,
+			   &heap);
 	else if (exited || !env.batch)
 		render(stdout, s, w, &env, false, &heap);
 	err = 0;

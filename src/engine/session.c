@@ -2,10 +2,12 @@
 /* One traced process: model, memory reader, censuses and cached symbolization. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +28,57 @@ int64_t session__mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Executable (dev, inode) and start time (field 22 of /proc/PID/stat). 0 or -errno. */
+static int identity(pid_t pid, uint64_t *dev, uint64_t *ino, uint64_t *start)
+{
+	char path[64], buf[1024], *p;
+	struct stat st;
+	FILE *f;
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st))
+		return -errno;
+	*dev = st.st_dev;
+	*ino = st.st_ino;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	n = (int)fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n > 0 ? n : 0] = 0;
+	/* After the command's closing parenthesis: state is field 3, start time field 22. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+			 "%*d %*d %*d %" SCNu64, start) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+int session__check(struct session *s)
+{
+	uint64_t dev, ino, start;
+	int err = identity(s->pid, &dev, &ino, &start);
+
+	if (err == -ENOENT || err == -ESRCH) {
+		gt_seterr("process %d exited", (int)s->pid);
+		return -ESRCH;
+	}
+	if (err)
+		return 0; /* unreadable identity (permissions): the census will tell */
+	if (start != s->start_time) {
+		gt_seterr("process %d exited (its PID now belongs to another process)", (int)s->pid);
+		return -ESTALE;
+	}
+	if (dev != s->exe_dev || ino != s->exe_ino) {
+		gt_seterr("process %d replaced its program (exec): %s is no longer running",
+			  (int)s->pid, s->m->path);
+		return -ESTALE;
+	}
+	return 0;
 }
 
 int session__open(pid_t pid, struct session **out)
@@ -52,6 +105,9 @@ int session__open(pid_t pid, struct session **out)
 	if (err)
 		goto fail;
 	s->go_version = s->m->bi.version[0] ? s->m->bi.version : "go?";
+	if (identity(pid, &s->exe_dev, &s->exe_ino, &s->start_time)) {
+		s->exe_dev = s->exe_ino = s->start_time = 0;
+	}
 	s->mem = proc_mem__open(pid);
 	if (!s->mem) {
 		err = -errno;
@@ -85,6 +141,13 @@ int session__census(struct session *s, const struct census_opts *o, struct censu
 {
 	int err = -EINVAL;
 
+	if (s->start_time) {
+		err = session__check(s);
+		if (err) {
+			s->st.census_failed++;
+			return err;
+		}
+	}
 	/* A list caught mid-growth fails the checks: read it again, a few times. */
 	for (int t = 0; t < CENSUS_TRIES; t++) {
 		proc_mem__drop_cache(s->mem);
@@ -94,6 +157,10 @@ int session__census(struct session *s, const struct census_opts *o, struct censu
 		if (!session__alive(s)) {
 			gt_seterr("process %d exited", (int)s->pid);
 			err = -ESRCH;
+			break;
+		}
+		if (s->start_time && session__check(s)) {
+			err = session__check(s);
 			break;
 		}
 	}

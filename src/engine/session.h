@@ -50,6 +50,7 @@ struct session {
 	struct session_stats st;
 	struct symcache *syms;
 	char goroot[512]; /* source prefix of the standard library, "" unknown */
+	uint64_t exe_dev, exe_ino, start_time; /* identity: an exec or a reused PID changes it */
 	bool goroot_done;
 };
 
@@ -60,8 +61,13 @@ struct session {
 int session__open(pid_t pid, struct session **out);
 void session__close(struct session *s);
 bool session__alive(const struct session *s);
+/* 0 while PID still runs the program opened; -ESRCH gone; -ESTALE exec'd or reused. */
+int session__check(struct session *s);
 
-/* A census, retried when the target moves under it. -ESRCH once the target is gone. */
+/*
+ * A census, retried when the target moves under it. -ESRCH once the target is gone,
+ * -ESTALE when the PID now runs another program (exec, or a PID reused).
+ */
 int session__census(struct session *s, const struct census_opts *o, struct census **out);
 
 /* PC (a symbolization PC: return addresses already minus 1) to frames; cached. */

@@ -92,7 +92,7 @@ def test_top_screen(leaky, gotrace_bin):
             os.execv(gotrace_bin, [gotrace_bin, "-p", str(proc.pid)])
         screen = b""
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and b"TOP BLOCKING SITES" not in screen:
+        while time.monotonic() < deadline and b"main.blockRecv" not in screen:
             r, _, _ = select.select([fd], [], [], 0.5)
             if r:
                 try:
@@ -145,3 +145,28 @@ def test_top_heap_section(gotrace_bin):
     sus = [s for s in doc["heap_growth_suspects"] if s["function"] == "main.cacheAdd"]
     assert sus and sus[0]["growth_bytes_per_min"] > 0, doc["heap_growth_suspects"]
     assert doc["leak_suspects"] == []
+
+
+@needs_root
+def test_top_target_execs(gotrace_bin):
+    """The target replaces its program (exec, same PID): top stops reading it and says so."""
+    path = gobuild.build("leaky", NEWEST, "stripped")
+    with gobuild.run_fixture_server(path, args=ARGS) as (proc, ready):
+        port = int(ready[1])
+        top = subprocess.Popen([gotrace_bin, "top", "-p", str(proc.pid), "-b", "-i", "0.2",
+                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+        time.sleep(1.5)
+        with urllib.request.urlopen("http://127.0.0.1:%d/exec" % port, timeout=10) as r:
+            assert r.read().decode().strip() == "exec"
+        try:
+            out, err = top.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            top.kill()
+            pytest.fail("gotrace top did not notice its target exec'ing")
+        assert open("/proc/%d/comm" % proc.pid).read().strip() == "sleep"
+    assert top.returncode == 0, err
+    assert "exec" in err and len(err.strip().splitlines()) == 1, err
+    doc = json.loads(out)
+    assert doc["target_exited"] is True and doc["target_end"] == "exec"
+    assert doc["goroutines"]["by_wait_reason"]["chan receive"] == 30

@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -117,6 +118,17 @@ func main() {
 	}
 	http.HandleFunc("/numgoroutine", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, runtime.NumGoroutine())
+	})
+	// /exec replaces the program with sleep(1), same PID: a tracer must notice.
+	http.HandleFunc("/exec", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		w.Header().Set("Connection", "close")
+		fmt.Fprintln(w, "exec")
+		w.(http.Flusher).Flush()
+		time.Sleep(50 * time.Millisecond)
+		if err := syscall.Exec("/bin/sleep", []string{"sleep", "60"}, os.Environ()); err != nil {
+			fmt.Fprintln(os.Stderr, "leaky: exec:", err)
+		}
 	})
 	port := ln.Addr().(*net.TCPAddr).Port
 	go func() {
