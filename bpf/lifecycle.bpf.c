@@ -30,6 +30,16 @@ const volatile __s32 off_m_curg = -1;
 const volatile __s32 off_g_sched_bp = -1;
 const volatile __s32 off_g_stack_lo = -1;
 const volatile __s32 off_g_stack_hi = -1;
+/*
+ * Fields of one g read at once (a read of target memory costs more than its bytes): the
+ * new g's goid, gopc, startpc and parent goid from GWIN_OFF, GWIN_LEN bytes; the
+ * creator's stack bounds and saved frame pointer from SWIN_OFF, SWIN_LEN bytes. A length
+ * of 0: the fields do not fit in LC_GWIN bytes, read one by one.
+ */
+const volatile __u32 gwin_off = 0;
+const volatile __u32 gwin_len = 0;
+const volatile __u32 swin_off = 0;
+const volatile __u32 swin_len = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -60,13 +70,18 @@ struct {
 	__type(value, __u64);
 } stacks SEC(".maps");
 
-/* Stack keys are too large for comfort on the 512-byte BPF stack. */
+/* A window of a g, and a stack key: too large for comfort on the 512-byte BPF stack. */
+struct lc_scratch {
+	__u8 g[LC_GWIN];
+	struct lc_stack_key key;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct lc_stack_key);
-} stack_scratch SEC(".maps");
+	__type(value, struct lc_scratch);
+} scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -101,6 +116,29 @@ static __always_inline int read_u64(struct lc_counters *c, __u64 addr, __u64 *va
 		return -1;
 	}
 	return 0;
+}
+
+/* Read LEN bytes of the g at G + OFF into S->g. 0, or -1 (counted). */
+static __always_inline int read_window(struct lc_counters *c, struct lc_scratch *s, __u64 g,
+				       __u32 off, __u32 len)
+{
+	if (!len || len > LC_GWIN)
+		return -1;
+	if (bpf_probe_read_user(s->g, len, (const void *)(g + off))) {
+		inc(c, LC_CNT_READ_ERR);
+		return -1;
+	}
+	return 0;
+}
+
+/* The word at g offset OFF from a window read at WOFF (its bounds checked by userspace). */
+static __always_inline __u64 window_u64(const struct lc_scratch *s, __s32 off, __u32 woff)
+{
+	__u32 i = (__u32)(off - (__s32)woff);
+
+	if (i > LC_GWIN - 8)
+		return 0;
+	return *(const __u64 *)(s->g + i);
 }
 
 static __always_inline void emit(struct lc_counters *c, __u32 type, __u32 tgid, __u64 goid,
@@ -156,24 +194,29 @@ static __always_inline void count_site(struct lc_counters *c, __u32 tgid, __u64 
  */
 #define LC_SKIP_FRAMES 3
 
-static __always_inline __u32 count_stack(struct lc_counters *c, __u32 tgid, __u64 curg,
-					 __u64 gopc)
+static __always_inline __u32 count_stack(struct lc_counters *c, struct lc_scratch *s,
+					 __u32 tgid, __u64 curg, __u64 gopc)
 {
-	struct lc_stack_key *key;
+	struct lc_stack_key *key = &s->key;
 	__u64 bp, lo, hi, frame[2], *cnt, one = 1;
-	__u32 zero = 0, hash = 2166136261u, depth = 0;
+	__u32 hash = 2166136261u, depth = 0;
 	int skipped = 0;
 
 	if (!cfg_stack_depth || !curg || off_g_sched_bp < 0)
 		return 0;
-	key = bpf_map_lookup_elem(&stack_scratch, &zero);
-	if (!key)
+	if (swin_len) {
+		if (read_window(c, s, curg, swin_off, swin_len))
+			return 0;
+		bp = window_u64(s, off_g_sched_bp, swin_off);
+		lo = window_u64(s, off_g_stack_lo, swin_off);
+		hi = window_u64(s, off_g_stack_hi, swin_off);
+	} else if (read_u64(c, curg + off_g_sched_bp, &bp) ||
+		   read_u64(c, curg + off_g_stack_lo, &lo) ||
+		   read_u64(c, curg + off_g_stack_hi, &hi)) {
 		return 0;
+	}
 	__builtin_memset(key, 0, sizeof(*key));
 	key->tgid = tgid;
-	if (read_u64(c, curg + off_g_sched_bp, &bp) || read_u64(c, curg + off_g_stack_lo, &lo) ||
-	    read_u64(c, curg + off_g_stack_hi, &hi))
-		return 0;
 
 	for (int i = 0; i < LC_MAX_STACK + LC_SKIP_FRAMES; i++) {
 		/* Frames live at increasing addresses inside the goroutine's stack. */
@@ -228,35 +271,53 @@ static __always_inline int on_create(struct pt_regs *ctx, __u64 newg)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct lc_goroutine gs = {};
 	struct lc_counters *c;
+	struct lc_scratch *s;
 	struct lc_gkey key = {};
 	__u64 m = 0, curg = 0;
+	__u32 zero = 0;
 
 	if (other_process(tgid))
 		return 0;
 	c = counters_get();
-	if (!c)
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!c || !s)
 		return 0;
 	inc(c, LC_CNT_HITS + LC_PROBE_NEWPROC1);
-	if (!newg || read_u64(c, newg + off_g_goid, &key.goid))
+	if (!newg)
 		return 0;
+	if (gwin_len) {
+		if (read_window(c, s, newg, gwin_off, gwin_len))
+			return 0;
+		key.goid = window_u64(s, off_g_goid, gwin_off);
+		gs.gopc = window_u64(s, off_g_gopc, gwin_off);
+		gs.startpc = window_u64(s, off_g_startpc, gwin_off);
+		if (off_g_parentgoid >= 0)
+			gs.parent_goid = window_u64(s, off_g_parentgoid, gwin_off);
+	} else {
+		if (read_u64(c, newg + off_g_goid, &key.goid))
+			return 0;
+		read_u64(c, newg + off_g_gopc, &gs.gopc);
+		read_u64(c, newg + off_g_startpc, &gs.startpc);
+		if (off_g_parentgoid >= 0)
+			read_u64(c, newg + off_g_parentgoid, &gs.parent_goid);
+	}
 	inc(c, LC_CNT_CREATED);
 	key.tgid = tgid;
-	read_u64(c, newg + off_g_gopc, &gs.gopc);
-	read_u64(c, newg + off_g_startpc, &gs.startpc);
 
 	/*
 	 * newproc1 runs on the system stack (newproc -> systemstack), so the g register is
-	 * g0 and the creator is g0.m.curg. Go 1.21+ also stores it in newg.parentGoid.
+	 * g0 and the creator is g0.m.curg, needed for its stack, and for its goid before Go
+	 * 1.21 (which stores it in newg.parentGoid).
 	 */
-	if (!read_u64(c, GOROUTINE(ctx) + off_g_m, &m) && m)
-		read_u64(c, m + off_m_curg, &curg);
-	if (off_g_parentgoid >= 0)
-		read_u64(c, newg + off_g_parentgoid, &gs.parent_goid);
-	else if (curg)
-		read_u64(c, curg + off_g_goid, &gs.parent_goid);
+	if ((cfg_stack_depth && off_g_sched_bp >= 0) || off_g_parentgoid < 0) {
+		if (!read_u64(c, GOROUTINE(ctx) + off_g_m, &m) && m)
+			read_u64(c, m + off_m_curg, &curg);
+		if (off_g_parentgoid < 0 && curg)
+			read_u64(c, curg + off_g_goid, &gs.parent_goid);
+	}
 
 	count_site(c, tgid, gs.gopc, gs.startpc);
-	gs.stack_hash = count_stack(c, tgid, curg, gs.gopc);
+	gs.stack_hash = count_stack(c, s, tgid, curg, gs.gopc);
 	if (cfg_track) {
 		gs.g = newg;
 		gs.created_ns = bpf_ktime_get_ns();

@@ -14,6 +14,7 @@
 
 #define LC_MAX_STACK 16	     /* creator frames kept per creation stack */
 #define LC_MAX_WAITREASONS 64 /* park counts per wait reason; larger values land in the last */
+#define LC_GWIN 256	      /* bytes of a g read at once (power of two) */
 
 enum lc_probe_id {
 	LC_PROBE_NEWPROC1,

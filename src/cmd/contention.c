@@ -269,9 +269,9 @@ static uint64_t rnd(uint64_t *state)
  * 212 us producer/consumer cycle gave anything from 45% to 112% of the truth).
  *
  * The CPU budget stretches that span when censuses are expensive (many goroutines): a
- * census that took C lets the next one stand for C / budget of the window, so gotrace's
- * share of a CPU stays near the budget. Strata a census overran, or a failed census left,
- * are covered by the next one. Returns 0, or -errno when not one census worked.
+ * census that took C of CPU time lets the next one stand for C / budget of the window,
+ * so gotrace's share of a CPU stays near the budget. Strata a census overran, or a failed
+ * census left, are covered by the next one. Returns 0, or -errno when not one census worked.
  */
 static int sample(struct ct_run *r, const struct ct_env *env)
 {
@@ -290,9 +290,12 @@ static int sample(struct ct_run *r, const struct ct_env *env)
 	r->wall_start = (int64_t)now_ns(CLOCK_REALTIME);
 	cpu0 = cpu_ns();
 	read_hists(r, 0);
+	/* Callers comparing with the target's own counters start their window on this line. */
+	elog("gotrace: sampling the goroutines of process %d for %g s; Ctrl-C to stop\n",
+	     env->pid, env->seconds);
 	base = now_ns(CLOCK_MONOTONIC);
 	while (!stop && kstart < nstrata) {
-		uint64_t kend = kstart + span - 1, target, t0, t1, next;
+		uint64_t kend = kstart + span - 1, target, t0, t1, c0, next;
 		struct census *c = NULL;
 		struct timespec ts;
 		int err;
@@ -307,6 +310,7 @@ static int sample(struct ct_run *r, const struct ct_env *env)
 		if (stop)
 			break;
 		t0 = now_ns(CLOCK_MONOTONIC);
+		c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
 		err = census__take(r->m, r->mem, &copts, &c);
 		t1 = now_ns(CLOCK_MONOTONIC);
 		if (err == -ESRCH) {
@@ -345,7 +349,13 @@ static int sample(struct ct_run *r, const struct ct_env *env)
 		kstart = next;
 		span = 1;
 		if (env->max_cpu > 0) {
-			double need = (double)(t1 - t0) / (env->max_cpu / 100.0 * (double)period);
+			/*
+			 * CPU time, not wall time: on a busy machine a census waits for a CPU
+			 * much longer than it uses one, and throttling on that would only
+			 * cost samples.
+			 */
+			double need = (double)(now_ns(CLOCK_THREAD_CPUTIME_ID) - c0) /
+				      (env->max_cpu / 100.0 * (double)period);
 
 			span = need > 1 ? (uint64_t)ceil(need) : 1;
 			if (span > 1)

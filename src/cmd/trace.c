@@ -395,6 +395,8 @@ static struct json_object *report_json(const struct trace_run *r, const struct s
 			       st->budget_pct < 0 ? NULL : jdouble(st->budget_pct, "%g"));
 	json_object_object_add(gov, "est_cost_pct", jdouble(st->est_cost_pct, "%.4f"));
 	json_object_object_add(gov, "avg_cost_pct", jdouble(st->avg_cost_pct, "%.4f"));
+	json_object_object_add(gov, "burst_s", jdouble(st->burst_s, "%g"));
+	json_object_object_add(gov, "tick_s", jdouble(st->tick_s, "%g"));
 	cal = json_object_new_object();
 	json_object_object_add(cal, "measured", json_object_new_boolean(st->calibrated));
 	json_object_object_add(cal, "emulated_ns", jdouble(st->calib_emulated_ns, "%.0f"));
@@ -774,21 +776,30 @@ static int parse_args(int argc, char **argv, struct trace_env *env)
 	return 0;
 }
 
-/* Until SIGINT/SIGTERM, the duration, or the target's exit; a report every interval. */
-static void wait_loop(struct trace_run *r, const struct trace_env *env)
+/*
+ * Catch SIGINT/SIGTERM from now on (before telling the user to press Ctrl-C): blocked,
+ * and delivered only while wait_loop() sleeps. *OLD gets the mask to restore.
+ */
+static void catch_signals(sigset_t *old)
 {
 	struct sigaction sa = { .sa_handler = sig_handler, .sa_flags = SA_RESETHAND };
-	double start = now_s(), deadline = env->duration > 0 ? start + env->duration : 0;
-	double next_report = env->interval > 0 ? start + env->interval : 0;
-	sigset_t block, old;
+	sigset_t block;
 
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
-	sigprocmask(SIG_BLOCK, &block, &old);
+	sigprocmask(SIG_BLOCK, &block, old);
 	/* SA_RESETHAND: a second Ctrl-C kills gotrace the usual way. */
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Until SIGINT/SIGTERM, the duration, or the target's exit; a report every interval. */
+static void wait_loop(struct trace_run *r, const struct trace_env *env, const sigset_t *old)
+{
+	double start = now_s(), deadline = env->duration > 0 ? start + env->duration : 0;
+	double next_report = env->interval > 0 ? start + env->interval : 0;
+
 	while (!exiting) {
 		struct lifecycle_stats st;
 		struct timespec ts;
@@ -806,9 +817,8 @@ static void wait_loop(struct trace_run *r, const struct trace_env *env)
 			left = deadline - now;
 		ts.tv_sec = 0;
 		ts.tv_nsec = (long)(left * 1e9);
-		ppoll(NULL, 0, &ts, &old);
+		ppoll(NULL, 0, &ts, old);
 	}
-	sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
 int cmd_trace(int argc, char **argv)
@@ -817,6 +827,7 @@ int cmd_trace(int argc, char **argv)
 	struct go_model_opts mopts = {};
 	struct trace_run r = { .out = stdout };
 	struct lifecycle_stats st;
+	sigset_t oldmask;
 	int err, ret = 1;
 
 	err = parse_args(argc, argv, &env);
@@ -848,14 +859,19 @@ int cmd_trace(int argc, char **argv)
 		ret = cmd_fail("%s", gt_lasterr() ? gt_lasterr() : strerror(-err));
 		goto cleanup;
 	}
+	catch_signals(&oldmask);
 	elog("gotrace: tracing goroutine lifecycle in process %d (%s); Ctrl-C to stop\n", env.pid,
 	     r.model->bi.version);
 
-	wait_loop(&r, &env);
+	wait_loop(&r, &env, &oldmask);
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
 	err = lifecycle__poll(r.lc, &st);
 	if (!err && st.target_exited)
 		elog("gotrace: process %d exited; the report covers the time until then\n",
 		     env.pid);
+	/* Goroutines whose exit a detached goexit1 missed are not "still alive". */
+	else if (!err && st.partial)
+		lifecycle__sweep(r.lc);
 	err = print_report(&r, env.pid, false);
 	if (err) {
 		ret = cmd_fail("%s", gt_lasterr() ? gt_lasterr() : strerror(-err));

@@ -18,6 +18,7 @@
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,7 @@ static const char *const kind_names[LC_KIND__CNT] = { "emulated", "single-step",
 #define DEFAULT_MAX_GOROUTINES 65536
 #define DEFAULT_RINGBUF_KB 4096
 #define DEFAULT_TICK_MS 20
+#define FAST_TICK_MS 5		/* right after attach and during sampling windows */
 #define BUCKET_SECONDS 2.0	/* burst allowance: this many seconds of budget */
 #define MAX_SAMPLE_S 0.2	/* longest sampling window of a detached probe */
 #define KEEP_FRACTION 0.8	/* a sampled probe stays on below this share of the budget */
@@ -115,6 +117,7 @@ struct lifecycle {
 	uint64_t events_read;
 	uint64_t exit_swept;
 	bool target_exited;
+	bool fast; /* a probe is sampling: tick at FAST_TICK_MS */
 	struct swept_site swept[SWEPT_SLOTS];
 	uint64_t swept_overflow;
 	pthread_t *reapers; /* threads destroying links (see probe_detach_async) */
@@ -374,8 +377,22 @@ static int probe_attach(struct lifecycle *lc, struct lc_probe *p)
 	return 0;
 }
 
+/*
+ * On a busy machine a normal thread waits tens of milliseconds for a CPU while hot
+ * probes keep trapping: the governor runs at the lowest real-time priority (it sleeps
+ * most of the time). Without the privilege it stays a normal thread. 0 or an errno.
+ */
+static int set_rt(bool on)
+{
+	struct sched_param sp = { .sched_priority = on ? 1 : 0 };
+
+	return pthread_setschedparam(pthread_self(), on ? SCHED_FIFO : SCHED_OTHER, &sp);
+}
+
 static void *reap_main(void *arg)
 {
+	/* Created by the governor: the wait for RCU needs no real-time priority. */
+	set_rt(false);
 	bpf_link__destroy(arg);
 	return NULL;
 }
@@ -537,8 +554,8 @@ static int resolve_create_site(struct lifecycle *lc, struct lc_probe *p)
 	p->func = fn->name;
 	p->site = p->kind == LC_KIND_NOP5 ? "nop before runqput" : "call of runqput";
 	p->prog = lc->skel->progs.lc_newproc_runqput;
-	vlog("gotrace: creations at %s+0x%x (%s, %s)\n", fn->name, off, p->site,
-	     kind_names[p->kind]);
+	vlog("gotrace: creations at %s+0x%x (%s, %s; file offset %#" PRIx64 ")\n", fn->name,
+	     off, p->site, kind_names[p->kind], file_off);
 	return 0;
 }
 
@@ -702,37 +719,136 @@ static uint64_t swept_get(const struct lifecycle *lc, uint64_t gopc)
 
 /*
  * Exits missed while goexit1 was detached leave entries behind: drop those whose g
- * now holds another goroutine or is dead. Reads the target's memory (free for it).
+ * now holds another goroutine or is dead. Reads the target's memory (free for it), in
+ * batches. Runs without lc->lock (map operations are atomic) but for the bookkeeping:
+ * a large table takes a while and the governor must not wait for it.
  */
-static void sweep(struct lifecycle *lc)
+#define SWEEP_BATCH 1024
+
+struct sweep_ent {
+	struct lc_gkey key;
+	uint64_t g, gopc;
+	uint64_t goid;
+	uint32_t status;
+};
+
+/* The goroutine table into *V (grown as needed), SWEEP_BATCH entries a syscall. 0 or -errno. */
+static int snapshot_table(struct lifecycle *lc, struct sweep_ent **v, size_t *n, size_t *cap)
+{
+	int fd = bpf_map__fd(lc->skel->maps.goroutines);
+	struct lc_gkey keys[SWEEP_BATCH];
+	struct lc_goroutine vals[SWEEP_BATCH];
+	__u64 batch[2] = { 0 }; /* the kernel's cursor (a bucket index for hash maps) */
+	bool first = true;
+
+	for (;;) {
+		__u32 cnt = SWEEP_BATCH;
+		int err = bpf_map_lookup_batch(fd, first ? NULL : batch, batch, keys, vals, &cnt,
+					       NULL);
+
+		if (err && errno != ENOENT)
+			return -errno;
+		first = false;
+		if (*n + cnt > *cap) {
+			size_t ncap = *cap ? 2 * *cap : 1024;
+			struct sweep_ent *nv;
+
+			while (ncap < *n + cnt)
+				ncap *= 2;
+			nv = realloc(*v, ncap * sizeof(*nv));
+			if (!nv)
+				return 0; /* sweep what we have */
+			*v = nv;
+			*cap = ncap;
+		}
+		for (__u32 i = 0; i < cnt; i++)
+			(*v)[(*n)++] = (struct sweep_ent){ .key = keys[i], .g = vals[i].g,
+							   .gopc = vals[i].gopc };
+		if (err)
+			return 0; /* ENOENT: the last batch */
+	}
+}
+
+static uint64_t sweep(struct lifecycle *lc)
 {
 	int64_t off_goid = lc->m->off.val[GO_OFF_G_GOID];
 	int64_t off_status = lc->m->off.val[GO_OFF_G_ATOMICSTATUS];
 	int fd = bpf_map__fd(lc->skel->maps.goroutines);
 	struct lc_gkey key, next, *prev = NULL;
+	struct sweep_ent *v = NULL;
+	struct proc_mem_req *reqs = NULL;
+	size_t n = 0, cap = 0;
+	uint64_t swept = 0;
 
 	if (!lc->mem || off_goid < 0 || off_status < 0)
-		return;
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		struct lc_goroutine gs;
-		uint64_t goid = 0;
-		uint32_t status = 0;
+		return 0;
+	/* Snapshot the table first: deleting while walking restarts the walk (htab). */
+	if (snapshot_table(lc, &v, &n, &cap) < 0) {
+		/* No batch lookups (before Linux 5.6): one key at a time. */
+		n = 0;
+		while (!bpf_map_get_next_key(fd, prev, &next)) {
+			struct lc_goroutine gs;
 
-		key = next;
-		prev = &key;
-		if (bpf_map_lookup_elem(fd, &key, &gs))
-			continue;
-		if (proc_mem__read(lc->mem, gs.g + off_goid, &goid, sizeof(goid)) ||
-		    proc_mem__read(lc->mem, gs.g + off_status, &status, sizeof(status)))
-			continue;
-		/* _Gdead = 6, with the _Gscan bit (0x1000) removed. */
-		if (goid == key.goid && (status & ~0x1000u) != 6)
-			continue;
-		if (!bpf_map_delete_elem(fd, &key)) {
-			lc->exit_swept++;
-			swept_add(lc, gs.gopc);
+			key = next;
+			prev = &key;
+			if (bpf_map_lookup_elem(fd, &key, &gs))
+				continue;
+			if (n == cap) {
+				size_t ncap = cap ? 2 * cap : 1024;
+				struct sweep_ent *nv = realloc(v, ncap * sizeof(*nv));
+
+				if (!nv)
+					break;
+				v = nv;
+				cap = ncap;
+			}
+			v[n++] = (struct sweep_ent){ .key = key, .g = gs.g, .gopc = gs.gopc };
 		}
 	}
+	reqs = calloc(2 * SWEEP_BATCH, sizeof(*reqs));
+	for (size_t base = 0; reqs && base < n; base += SWEEP_BATCH) {
+		size_t k = n - base < SWEEP_BATCH ? n - base : SWEEP_BATCH;
+
+		for (size_t i = 0; i < k; i++) {
+			struct sweep_ent *e = &v[base + i];
+
+			reqs[2 * i] = (struct proc_mem_req){ e->g + off_goid, &e->goid, 8, 0 };
+			reqs[2 * i + 1] =
+				(struct proc_mem_req){ e->g + off_status, &e->status, 4, 0 };
+		}
+		if (proc_mem__readv(lc->mem, reqs, 2 * k) < 0)
+			break;
+		for (size_t i = 0; i < k; i++) {
+			struct sweep_ent *e = &v[base + i];
+
+			if (reqs[2 * i].err || reqs[2 * i + 1].err)
+				continue;
+			/* _Gdead = 6, with the _Gscan bit (0x1000) removed. */
+			if (e->goid == e->key.goid && (e->status & ~0x1000u) != 6)
+				continue;
+			/* An exit seen meanwhile already deleted it: not a sweep. */
+			if (bpf_map_delete_elem(fd, &e->key))
+				continue;
+			pthread_mutex_lock(&lc->lock);
+			lc->exit_swept++;
+			swept_add(lc, e->gopc);
+			pthread_mutex_unlock(&lc->lock);
+			swept++;
+		}
+	}
+	free(reqs);
+	free(v);
+	return swept;
+}
+
+uint64_t lifecycle__sweep(struct lifecycle *lc)
+{
+	bool gone;
+
+	pthread_mutex_lock(&lc->lock);
+	gone = lc->target_exited;
+	pthread_mutex_unlock(&lc->lock);
+	return gone ? 0 : sweep(lc);
 }
 
 /* ---------------------------------------------------------------- governor */
@@ -790,7 +906,11 @@ static void govern(struct lifecycle *lc, double now)
 	if (lc->bucket > cap)
 		lc->bucket = cap;
 
-	/* A sampling window ended: keep the probe if it fits, else back off. */
+	/*
+	 * A sampling window ended, or spent the bucket already (the probe's rate was
+	 * measured while others were on and slowed the target): keep the probe if it
+	 * fits, else back off.
+	 */
 	for (int id = 0; id < LC_PROBE__CNT; id++) {
 		struct lc_probe *p = &lc->probes[id];
 		double len;
@@ -798,12 +918,14 @@ static void govern(struct lifecycle *lc, double now)
 		if (p->state != LIFECYCLE_PROBE_SAMPLING)
 			continue;
 		len = now - p->win_start;
-		if (len < p->win_len) {
+		if (len < p->win_len && lc->bucket >= 0) {
 			sampling = true;
 			continue;
 		}
 		p->rate_on = (p->hits - p->win_hits0) / len;
 		p->cost_on = p->rate_on * probe_cost_ns(p) * 1e-9;
+		dlog("gotrace: governor: %s sampled %.0f ms: %.0f hits/s, %.4f CPU-s/s, bucket "
+		     "%.4f\n", p->name, len * 1e3, p->rate_on, p->cost_on, lc->bucket);
 		if (on_cost + p->cost_on <= KEEP_FRACTION * lc->budget) {
 			p->state = LIFECYCLE_PROBE_ON;
 			on_cost += p->cost_on;
@@ -864,6 +986,8 @@ static void govern(struct lifecycle *lc, double now)
 		p->win_start = now;
 		p->win_len = len;
 		p->win_hits0 = p->hits;
+		dlog("gotrace: governor: sampling %s for %.0f ms at %.0f ms (bucket %.4f)\n",
+		     p->name, len * 1e3, (now - lc->t0) * 1e3, lc->bucket);
 	}
 }
 
@@ -876,14 +1000,16 @@ static void *governor_main(void *arg)
 	/* Signals are for the caller's thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	if (set_rt(true))
+		vlog("gotrace: governor thread: no real-time priority\n");
 	for (;;) {
+		int tick = lc->o.tick_ms;
+		bool do_sweep;
 		double now;
 
-		int tick = lc->o.tick_ms;
-
-		/* React fast right after attach: the probes' rates are not known yet. */
-		if (now_s() - lc->t0 < 0.1 && tick > 5)
-			tick = 5;
+		/* React fast right after attach and while sampling: rates not known yet. */
+		if ((now_s() - lc->t0 < 0.1 || lc->fast) && tick > FAST_TICK_MS)
+			tick = FAST_TICK_MS;
 		if (poll(&pfd, 1, tick) > 0)
 			break;
 		pthread_mutex_lock(&lc->lock);
@@ -894,19 +1020,55 @@ static void *governor_main(void *arg)
 			lc->target_exited = true;
 		if (!read_counters(lc))
 			govern(lc, now);
+		do_sweep = false;
 		if (!lc->target_exited && now - lc->last_sweep > SWEEP_PERIOD_S) {
 			/* Only exits missed while goexit1 was off leave stale entries. */
-			if (lc->probes[LC_PROBE_GOEXIT].throttled ||
-			    lc->probes[LC_PROBE_GOEXIT].state == LIFECYCLE_PROBE_FAILED)
-				sweep(lc);
+			do_sweep = lc->probes[LC_PROBE_GOEXIT].throttled ||
+				   lc->probes[LC_PROBE_GOEXIT].state == LIFECYCLE_PROBE_FAILED;
 			lc->last_sweep = now;
 		}
+		lc->fast = false;
+		for (int id = 0; id < LC_PROBE__CNT; id++)
+			lc->fast |= lc->probes[id].state == LIFECYCLE_PROBE_SAMPLING;
 		pthread_mutex_unlock(&lc->lock);
+		if (do_sweep) {
+			/* Bulk work: not at real-time priority (it would displace the target). */
+			set_rt(false);
+			sweep(lc);
+			set_rt(true);
+		}
 	}
 	return NULL;
 }
 
 /* ---------------------------------------------------------------- API */
+
+/*
+ * The window of a g holding the (known) fields IDS, for the BPF side to read at once:
+ * *OFF and *LEN, or *LEN 0 when it is larger than LC_GWIN or a field is unknown.
+ */
+static void window(const struct go_offsets *off, const enum go_off_id *ids, int n, __u32 *woff,
+		   __u32 *wlen)
+{
+	int64_t lo = INT64_MAX, hi = -1;
+
+	*woff = *wlen = 0;
+	for (int i = 0; i < n; i++) {
+		int64_t v = off->val[ids[i]];
+
+		/* Unknown fields (parentGoid before 1.21) are not read. */
+		if (v < 0 && ids[i] == GO_OFF_G_PARENTGOID)
+			continue;
+		if (v < 0)
+			return;
+		lo = v < lo ? v : lo;
+		hi = v + 8 > hi ? v + 8 : hi;
+	}
+	if (hi <= lo || hi - lo > LC_GWIN)
+		return;
+	*woff = (__u32)lo;
+	*wlen = (__u32)(hi - lo);
+}
 
 static int set_offsets(struct lifecycle *lc)
 {
@@ -931,6 +1093,15 @@ static int set_offsets(struct lifecycle *lc)
 	s->rodata->off_g_sched_bp = off->val[GO_OFF_G_SCHED_BP];
 	s->rodata->off_g_stack_lo = off->val[GO_OFF_G_STACK_LO];
 	s->rodata->off_g_stack_hi = off->val[GO_OFF_G_STACK_HI];
+	{
+		const enum go_off_id gfields[] = { GO_OFF_G_GOID, GO_OFF_G_GOPC, GO_OFF_G_STARTPC,
+						   GO_OFF_G_PARENTGOID };
+		const enum go_off_id sfields[] = { GO_OFF_G_STACK_LO, GO_OFF_G_STACK_HI,
+						   GO_OFF_G_SCHED_BP };
+
+		window(off, gfields, 4, &s->rodata->gwin_off, &s->rodata->gwin_len);
+		window(off, sfields, 3, &s->rodata->swin_off, &s->rodata->swin_len);
+	}
 	return 0;
 }
 
@@ -1040,27 +1211,12 @@ int lifecycle__attach(const struct go_model *m, pid_t pid, const struct lifecycl
 	if (!lc->mem)
 		vlog("gotrace: cannot read process %d's memory: no sweep of missed exits\n", pid);
 
-	for (int id = 0; id < LC_PROBE__CNT; id++) {
-		struct lc_probe *p = &lc->probes[id];
-		double t = now_s();
-
-		if (!p->wanted)
-			continue;
-		err = probe_attach(lc, p);
-		dlog("gotrace: %s attached in %.1f ms\n", p->name, (now_s() - t) * 1e3);
-		if (err) {
-			if (err == -ESRCH || err == -ENOENT)
-				gt_seterr("process %d exited before the probes were attached", pid);
-			else
-				gt_seterr("cannot attach a uprobe to %s (%s in %s): %s", p->func,
-					  p->site, lc->m->path, strerror(-err));
-			goto fail;
-		}
-		p->state = LIFECYCLE_PROBE_ON;
-	}
+	/*
+	 * The governor runs from the first attach on: attaching takes a while on a busy
+	 * target, and a hot probe must not run unaccounted meanwhile.
+	 */
 	lc->t0 = lc->last_tick = lc->last_sweep = lc->last_prog_stats = now_s();
 	lc->bucket = lc->budget > 0 ? lc->budget * BUCKET_SECONDS : 0;
-
 	lc->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (lc->stop_fd < 0) {
 		err = -errno;
@@ -1073,6 +1229,28 @@ int lifecycle__attach(const struct go_model *m, pid_t pid, const struct lifecycl
 		goto fail;
 	}
 	lc->thread_started = true;
+
+	for (int id = 0; id < LC_PROBE__CNT; id++) {
+		struct lc_probe *p = &lc->probes[id];
+		double t = now_s();
+
+		if (!p->wanted)
+			continue;
+		pthread_mutex_lock(&lc->lock);
+		err = probe_attach(lc, p);
+		if (!err)
+			p->state = LIFECYCLE_PROBE_ON;
+		pthread_mutex_unlock(&lc->lock);
+		dlog("gotrace: %s attached in %.1f ms\n", p->name, (now_s() - t) * 1e3);
+		if (err) {
+			if (err == -ESRCH || err == -ENOENT)
+				gt_seterr("process %d exited before the probes were attached", pid);
+			else
+				gt_seterr("cannot attach a uprobe to %s (%s in %s): %s", p->func,
+					  p->site, lc->m->path, strerror(-err));
+			goto fail;
+		}
+	}
 	*out = lc;
 	return 0;
 
@@ -1141,6 +1319,7 @@ int lifecycle__poll(struct lifecycle *lc, struct lifecycle_stats *st)
 		gt_seterr("cannot read the lifecycle counters: %s", strerror(-err));
 		return err;
 	}
+	read_prog_stats(lc);
 	if (!lc->target_exited && kill(lc->pid, 0) && errno == ESRCH)
 		lc->target_exited = true;
 	st->elapsed_s = now - lc->t0;
@@ -1188,6 +1367,8 @@ int lifecycle__poll(struct lifecycle *lc, struct lifecycle_stats *st)
 			st->partial = true;
 	}
 	st->budget_pct = lc->budget < 0 ? -1 : lc->o.budget_pct;
+	st->burst_s = BUCKET_SECONDS;
+	st->tick_s = lc->o.tick_ms / 1000.0;
 	st->est_cost_pct = 100.0 * lc->est_now;
 	st->avg_cost_pct = st->elapsed_s > 0 ? 100.0 * lc->spent / st->elapsed_s : 0;
 	st->calib_emulated_ns = calib_ns[LC_KIND_EMULATED];

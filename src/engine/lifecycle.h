@@ -92,6 +92,8 @@ struct lifecycle_stats {
 	uint64_t park_reason[LC_MAX_WAITREASONS];
 	struct lifecycle_probe_stats probes[LC_PROBE__CNT];
 	double budget_pct;	 /* < 0: no limit */
+	double burst_s;		 /* the bucket: this many seconds of budget may be spent at once */
+	double tick_s;		 /* governor period */
 	double est_cost_pct;	 /* now: attached probes' cost, % of one CPU */
 	double avg_cost_pct;	 /* since attach */
 	double calib_emulated_ns, calib_singlestep_ns, calib_nop5_ns; /* trap cost per hit */
@@ -137,6 +139,11 @@ int lifecycle__foreach_stack(struct lifecycle *lc,
 int lifecycle__foreach_goroutine(struct lifecycle *lc,
 				 int (*cb)(void *ctx, const struct lifecycle_goroutine *g),
 				 void *ctx);
+/*
+ * Drop the table entries of goroutines that are gone (their exit was not seen: created
+ * before a detach of goexit1) by reading their g in the target. Returns how many.
+ */
+uint64_t lifecycle__sweep(struct lifecycle *lc);
 /* Stop the governor, detach every probe, free. Safe after the target exited; NULL ok. */
 void lifecycle__detach(struct lifecycle *lc);
 

@@ -1,0 +1,3 @@
+module gotrace.example/contention
+
+go 1.17

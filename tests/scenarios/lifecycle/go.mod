@@ -1,0 +1,3 @@
+module gotrace.example/lifecycle
+
+go 1.17
