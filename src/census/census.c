@@ -694,17 +694,21 @@ static void census_ctx_fini(struct census_ctx *x)
 	free(x->ss.hash);
 }
 
-int census__take(const struct go_model *m, struct proc_mem *mem, const struct census_opts *opts,
-		 struct census **out)
+/* A reader kept across censuses: what is found once (variables, layout, frame cache). */
+struct census_reader {
+	struct census_ctx x;
+	struct census_opts opts;
+	struct census_vars vars;
+	struct proc_mem_req *reqs;
+	struct g_read *rs;
+	uint8_t *arena;
+};
+
+int census_reader__new(const struct go_model *m, struct proc_mem *mem,
+		       const struct census_opts *opts, struct census_reader **out)
 {
-	struct census_ctx x = { .m = m, .mem = mem, .opts = opts };
-	struct proc_mem_req *reqs = NULL;
-	struct g_read *rs = NULL;
-	uint8_t *arena = NULL;
-	uint64_t *gptrs = NULL, ng = 0;
+	struct census_reader *r;
 	const char *const *tab;
-	double t0 = now_ms();
-	struct census *c;
 	int err;
 
 	*out = NULL;
@@ -717,39 +721,80 @@ int census__take(const struct go_model *m, struct proc_mem *mem, const struct ce
 							: "unsupported Go version");
 		return -ENOTSUP;
 	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	if (opts)
+		r->opts = *opts;
+	r->x.m = m;
+	r->x.mem = mem;
+	r->x.opts = &r->opts;
+	r->x.nreasons = go_waitreasons(m->bi.minor, &tab);
+	err = layout_init(m, &r->x.L);
+	if (!err)
+		err = census_locate__find(m, &r->vars);
+	if (!err)
+		err = census_locate__check(m, mem, &r->vars);
+	if (!err)
+		err = alloc_reads(&r->x, &r->rs, &r->arena);
+	if (!err) {
+		r->reqs = calloc(CHUNK, sizeof(*r->reqs));
+		if (!r->reqs)
+			err = -ENOMEM;
+	}
+	if (err) {
+		census_reader__free(r);
+		return err;
+	}
+	frame_cache_init(m, &r->x.fc);
+	r->x.runfinq[0] = func_entry(m, "runtime.runfinq");
+	r->x.runfinq[1] = func_entry(m, "runtime.runFinalizers");
+	r->x.run_cleanups = func_entry(m, "runtime.runCleanups");
+	r->x.keep_user[0] = func_entry(m, "runtime.main");
+	r->x.keep_user[1] = func_entry(m, "runtime.corostart");
+	r->x.keep_user[2] = func_entry(m, "runtime.handleAsyncEvent");
+	*out = r;
+	return 0;
+}
+
+void census_reader__free(struct census_reader *r)
+{
+	if (!r)
+		return;
+	census_ctx_fini(&r->x);
+	free(r->reqs);
+	free(r->rs);
+	free(r->arena);
+	free(r);
+}
+
+int census_reader__take(struct census_reader *r, struct census **out)
+{
+	struct census_ctx *x = &r->x;
+	struct g_read *rs = r->rs;
+	struct proc_mem_req *reqs = r->reqs;
+	uint64_t *gptrs = NULL, ng = 0;
+	double t0 = now_ms();
+	struct census *c;
+	int err;
+
+	*out = NULL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	x.c = c;
-	c->go_minor = m->bi.minor;
-	x.nreasons = go_waitreasons(c->go_minor, &tab);
-	err = layout_init(m, &x.L);
-	if (err)
-		goto cleanup;
-	err = census_locate__find(m, &c->vars);
-	if (err)
-		goto cleanup;
-	err = census_locate__check(m, mem, &c->vars);
-	if (err)
-		goto cleanup;
-	frame_cache_init(m, &x.fc);
-	x.runfinq[0] = func_entry(m, "runtime.runfinq");
-	x.runfinq[1] = func_entry(m, "runtime.runFinalizers");
-	x.run_cleanups = func_entry(m, "runtime.runCleanups");
-	x.keep_user[0] = func_entry(m, "runtime.main");
-	x.keep_user[1] = func_entry(m, "runtime.corostart");
-	x.keep_user[2] = func_entry(m, "runtime.handleAsyncEvent");
+	/* Per census: a fresh result and stack set; the frame cache is kept. */
+	free(x->ss.slot);
+	free(x->ss.hash);
+	memset(&x->ss, 0, sizeof(x->ss));
+	x->gs_cap = x->stacks_cap = 0;
+	x->c = c;
+	c->go_minor = x->m->bi.minor;
+	c->vars = r->vars;
 
-	err = read_list(&x, &gptrs, &ng);
+	err = read_list(x, &gptrs, &ng);
 	if (err)
 		goto cleanup;
 	c->allglen = ng;
-	err = alloc_reads(&x, &rs, &arena);
-	reqs = calloc(CHUNK, sizeof(*reqs));
-	if (err || !reqs) {
-		err = -ENOMEM;
-		goto cleanup;
-	}
 	for (uint64_t base = 0; base < ng; base += CHUNK) {
 		size_t n = ng - base < CHUNK ? (size_t)(ng - base) : CHUNK, k = 0;
 
@@ -760,47 +805,58 @@ int census__take(const struct go_model *m, struct proc_mem *mem, const struct ce
 			}
 			rs[k++].addr = gptrs[base + i];
 		}
-		err = read_batch(&x, rs, reqs, k);
+		err = read_batch(x, rs, reqs, k);
 		if (err)
 			goto cleanup;
 		for (size_t i = 0; i < k; i++) {
-			struct g_read *r = &rs[i];
+			struct g_read *g = &rs[i];
 
 			/* Moved or torn: redo alone, a few times. */
-			for (int t = 1; !r->dead && !r->sane && t < G_TRIES; t++) {
+			for (int t = 1; !g->dead && !g->sane && t < G_TRIES; t++) {
 				c->retries++;
-				proc_mem__drop_cache(mem);
-				err = read_batch(&x, r, reqs, 1);
+				proc_mem__drop_cache(x->mem);
+				err = read_batch(x, g, reqs, 1);
 				if (err)
 					goto cleanup;
 			}
-			if (r->dead) {
+			if (g->dead) {
 				c->dead++;
 				continue;
 			}
-			if (!r->sane) {
+			if (!g->sane) {
 				c->unreadable++;
-				dlog("gotrace: g %#" PRIx64 " unreadable (%s)\n", r->addr,
-				     r->err ? strerror(-r->err) : "failed the sanity checks");
+				dlog("gotrace: g %#" PRIx64 " unreadable (%s)\n", g->addr,
+				     g->err ? strerror(-g->err) : "failed the sanity checks");
 				continue;
 			}
-			err = commit(&x, r);
+			err = commit(x, g);
 			if (err)
 				goto cleanup;
 		}
 	}
 	c->elapsed_ms = now_ms() - t0;
-	c->mem = *proc_mem__stats(mem);
+	c->mem = *proc_mem__stats(x->mem);
 	*out = c;
 	c = NULL;
 	err = 0;
 cleanup:
 	free(gptrs);
-	free(rs);
-	free(arena);
-	free(reqs);
-	census_ctx_fini(&x);
 	census__free(c);
+	x->c = NULL;
+	return err;
+}
+
+int census__take(const struct go_model *m, struct proc_mem *mem, const struct census_opts *opts,
+		 struct census **out)
+{
+	struct census_reader *r;
+	int err = census_reader__new(m, mem, opts, &r);
+
+	*out = NULL;
+	if (err)
+		return err;
+	err = census_reader__take(r, out);
+	census_reader__free(r);
 	return err;
 }
 

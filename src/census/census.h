@@ -103,6 +103,16 @@ int census__take(const struct go_model *m, struct proc_mem *mem, const struct ce
 		 struct census **out);
 void census__free(struct census *c);
 
+/*
+ * The same, repeatedly: a reader finds the list, the layout and its caches once (the
+ * decoding and checks census__take repeats on every call). Errors as census__take.
+ */
+struct census_reader;
+int census_reader__new(const struct go_model *m, struct proc_mem *mem,
+		       const struct census_opts *opts, struct census_reader **out);
+int census_reader__take(struct census_reader *r, struct census **out);
+void census_reader__free(struct census_reader *r);
+
 /* "idle", "runnable", "running", "syscall", "waiting", ..., or "???" like the runtime. */
 const char *census__status_name(uint32_t status);
 /* The bracketed state the runtime prints: the wait reason for a waiting goroutine. */

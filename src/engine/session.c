@@ -127,6 +127,8 @@ void session__close(struct session *s)
 	if (s->syms)
 		free(s->syms->slot);
 	free(s->syms);
+	census_reader__free(s->readers[0]);
+	census_reader__free(s->readers[1]);
 	proc_mem__free(s->mem);
 	go_model__free(s->m);
 	free(s);
@@ -150,8 +152,17 @@ int session__census(struct session *s, const struct census_opts *o, struct censu
 	}
 	/* A list caught mid-growth fails the checks: read it again, a few times. */
 	for (int t = 0; t < CENSUS_TRIES; t++) {
+		struct census_reader **rd = &s->readers[o && o->keep_system];
+
 		proc_mem__drop_cache(s->mem);
-		err = census__take(s->m, s->mem, o, out);
+		err = *rd ? 0 : census_reader__new(s->m, s->mem, o, rd);
+		if (!err)
+			err = census_reader__take(*rd, out);
+		if (err && err != -ENOMEM) {
+			/* Found again from scratch next time: the list may have moved. */
+			census_reader__free(*rd);
+			*rd = NULL;
+		}
 		if (!err || err == -ENOTSUP || err == -ENOENT || err == -ENOMEM)
 			break;
 		if (!session__alive(s)) {

@@ -49,6 +49,7 @@ struct session {
 	const char *go_version; /* "go1.22.4" */
 	struct session_stats st;
 	struct symcache *syms;
+	struct census_reader *readers[2]; /* without, with the runtime's goroutines */
 	char goroot[512]; /* source prefix of the standard library, "" unknown */
 	uint64_t exe_dev, exe_ino, start_time; /* identity: an exec or a reused PID changes it */
 	bool goroot_done;
