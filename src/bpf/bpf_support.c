@@ -74,7 +74,7 @@ int bpf_support__check(void)
 	/* Uprobes need CAP_PERFMON, tracing programs CAP_BPF (5.8+); or else CAP_SYS_ADMIN. */
 	if (geteuid() != 0 && !has_cap(CAP_SYS_ADMIN) &&
 	    !(has_cap(CAP_BPF) && has_cap(CAP_PERFMON))) {
-		gt_seterr("gotrace needs root or CAP_BPF and CAP_PERFMON: run it with sudo");
+		gt_seterr("BPF needs root or CAP_BPF and CAP_PERFMON: run gotrace with sudo");
 		return -EPERM;
 	}
 	if (access("/sys/kernel/btf/vmlinux", R_OK)) {

@@ -304,3 +304,22 @@ def test_other_users_process(gobin, nobody_ok, cmd, json_out):
         r = run(pid_args(cmd, proc.pid), json_out, prefix=AS_NOBODY)
     check_error(r, r"permission denied|not permitted|cannot read|cannot open|access",
                 str(proc.pid), json_out)
+
+
+def test_no_bpf_privileges(workdir, gobin, nobody_ok):
+    """Without the rights to load BPF, `trace` says so in one line; the census still works."""
+    p = os.path.join(workdir, "mine")
+    shutil.copyfile(gobin, p)
+    os.chmod(p, 0o755)
+    proc = subprocess.Popen([*AS_NOBODY, p, "serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = gobuild._read_line(proc, 20)
+        assert line and line.startswith("ready"), line
+        r = run(["trace", "-p", str(proc.pid), "-d", "1"], False, prefix=AS_NOBODY)
+        check_error(r, r"root|CAP_BPF|permission", None, False)
+        ok = run(["goroutines", "-p", str(proc.pid)], False, prefix=AS_NOBODY)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert ok.returncode == 0 or "not permitted" in ok.stderr or "ptrace" in ok.stderr, ok.stderr

@@ -467,6 +467,6 @@ def test_unprivileged_gets_one_line_reason(countme, tmp_path):
         r = gobuild.gotrace("count", "main.work", "--", path, prefix=(
             "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all"))
-        assert_one_line_error(r, "gotrace needs root or CAP_BPF and CAP_PERFMON: run it with sudo")
+        assert_one_line_error(r, "BPF needs root or CAP_BPF and CAP_PERFMON: run gotrace with sudo")
     finally:
         shutil.rmtree(d, ignore_errors=True)
