@@ -193,7 +193,7 @@ static struct gw_site *site_get(struct gwatch *w, uint64_t gopc)
 	if (!e)
 		return NULL;
 	e->gopc = gopc;
-	e->created_at = session__created_at(w->s, gopc);
+	e->created_at = w->s ? session__created_at(w->s, gopc) : (struct site){ "?", "?", 0 };
 	w->site_ix.slot[j] = (int32_t)w->nsites;
 	w->sites[w->nsites++] = e;
 	return e;
@@ -228,7 +228,7 @@ static int32_t group_get(struct gwatch *w, uint64_t gopc, uint64_t bpc, uint8_t 
 	e->gopc = gopc;
 	e->blocked_pc = bpc;
 	e->waitreason = r;
-	e->created_at = session__created_at(w->s, gopc);
+	e->created_at = w->s ? session__created_at(w->s, gopc) : (struct site){ "?", "?", 0 };
 	e->blocked_at = blocked_at;
 	e->wait_reason = gwatch__reason_name(w, r);
 	e->first_reported_s = -1;
@@ -277,7 +277,7 @@ int gwatch__new(struct session *s, struct gwatch **out)
 	if (!w)
 		return -ENOMEM;
 	w->s = s;
-	w->go_minor = s->m->bi.minor;
+	w->go_minor = s ? s->m->bi.minor : GO_MAX_MINOR;
 	*out = w;
 	return 0;
 }
@@ -345,7 +345,7 @@ int gwatch__update(struct gwatch *w, const struct census *c, double t)
 	uint32_t *cnt = NULL, *retained = NULL;
 	double *oldest = NULL;
 	uint64_t maxgoid = 0;
-	int64_t mono = session__mono_ns();
+	int64_t mono = (int64_t)(t * 1e9);
 	struct gw_totals *T = &w->tot;
 	double *t_start = NULL;
 	int err = -ENOMEM;
@@ -396,7 +396,12 @@ int gwatch__update(struct gwatch *w, const struct census *c, double t)
 			T->by_reason[g->waitreason]++;
 			if (!st)
 				continue;
-			at = session__blocked_at(w->s, st, &bpc);
+			if (w->s) {
+				at = session__blocked_at(w->s, st, &bpc);
+			} else {
+				at = (struct site){ "?", "?", 0 };
+				bpc = st->depth ? st->pcs[0] : 0;
+			}
 			gi = group_get(w, g->gopc, bpc, g->waitreason, at);
 			if (gi < 0)
 				goto out;

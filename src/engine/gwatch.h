@@ -76,11 +76,12 @@ struct gw_totals {
 
 struct gwatch;
 
+/* S may be NULL (tests): sites are then unnamed and a group's blocking PC is its stack's first. */
 int gwatch__new(struct session *s, struct gwatch **out);
 void gwatch__free(struct gwatch *w);
 /* Take a census now and fold it in. -ESRCH once the process is gone. */
 int gwatch__tick(struct gwatch *w);
-/* Fold in a census taken at T seconds (monotonic) by the caller. */
+/* Fold in a census taken at T seconds of CLOCK_MONOTONIC (the clock of g.waitsince). */
 int gwatch__update(struct gwatch *w, const struct census *c, double t);
 
 const struct gw_totals *gwatch__totals(const struct gwatch *w);
