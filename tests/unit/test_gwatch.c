@@ -127,9 +127,13 @@ static void test_idle_pool_silent(void **state)
 	gwatch__free(w);
 }
 
-/* Connections being served: the group grows, but its members are new every second. */
+/*
+ * Connections being served: the group grows, but apart from 3 long-lived ones its members
+ * are new every second (the oldest is old enough: only the retention rule tells).
+ */
 static void turnover(struct cb *b, int t)
 {
+	cb_add(b, 10, 3, 0x1000, 0x2000, GO_GWAITING);
 	cb_add(b, 1000 + 1000 * (uint64_t)t, 5 + t, 0x1000, 0x2000, GO_GWAITING);
 }
 
