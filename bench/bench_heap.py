@@ -9,15 +9,27 @@ Measures (tests/scenarios/heap, built stripped by the newest cached toolchain, o
            (requests/s, the program's own counter)
   http     a net/http server allocating a bytes.Buffer per request, under wrk on 127.0.0.1
            (requests/s)
+  alloc-bpf, http-bpf  the same loads built without runtime/pprof (-tags noprof: memory
+           profiling disabled), so that gotrace samples allocations in BPF: at refill
+           under the default budget (1% of one CPU), with --budget 10, and at mallocgc
+           under the default budget (--bpf-configs changes the list)
+  cost     cost of the BPF allocation probes (root): N allocations of 64 B, then 4 KiB, on
+           one goroutine (GET /allocs), the program's CPU time untraced, under `gotrace heap
+           --budget none` at mallocgc and at refill, and under bpftrace counting hits at the
+           same file offsets as the mallocgc probes (`uprobe:BIN:OFFSET { @ = count(); }`):
+           (CPU traced - untraced) / hits, and / allocations
 Throughput: the same process alternates untraced and traced phases; each traced phase is
 divided by the mean of the untraced phases around it. gotrace runs on the same 2 cores.
 
-Usage: bench/bench_heap.py [--phase S] [--rounds N] [--stacks N] [--loads buckets,alloc,http]
+Usage: bench/bench_heap.py [--phase S] [--rounds N] [--stacks N] [--allocs N] [--alloc-sizes L]
+                           [--loads buckets,alloc,http,alloc-bpf,http-bpf,cost]
 """
 import argparse
 import json
 import os
 import re
+import select
+import signal
 import statistics
 import subprocess
 import sys
@@ -40,17 +52,18 @@ def newest_go():
     return os.path.join(goroot, "bin", "go")
 
 
-def build():
+def build(noprof=False):
     go = newest_go()
     goroot = os.path.dirname(os.path.dirname(go))
     os.makedirs(OUT, exist_ok=True)
-    out = os.path.join(OUT, "heap-scenario")
+    out = os.path.join(OUT, "heap-scenario" + ("-noprof" if noprof else ""))
     env = dict(os.environ, GOROOT=goroot, GOTOOLCHAIN="local", GOFLAGS="-mod=mod",
                GOPROXY="off", CGO_ENABLED="0")
     if "GOCACHE" not in env:
         env["GOCACHE"] = os.path.join(os.path.expanduser("~"), ".cache", "gotrace", "gocache",
                                       os.path.basename(goroot).replace("go-", ""))
-    subprocess.run([go, "build", "-buildvcs=false", "-ldflags=-s -w", "-o", out, "."],
+    tags = ["-tags", "noprof"] if noprof else []
+    subprocess.run([go, "build", "-buildvcs=false", *tags, "-ldflags=-s -w", "-o", out, "."],
                    cwd=SCENARIO, env=env, check=True)
     ver = subprocess.run([go, "version"], capture_output=True, text=True, env=env).stdout.strip()
     return out, ver
@@ -122,12 +135,30 @@ def wrk_rate(t, seconds):
     return float(m.group(1))
 
 
-def phase(t, traced, seconds, measure):
+def proc_cpu_s(pid):
+    """User + system CPU seconds of process PID so far (a uprobe's trap is system time)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(measure, effs):
+    """MEASURE, also appending work per CPU-second of the target to EFFS: unlike the rate,
+    it does not move with the CPU share other programs leave the target."""
+    def m(t, seconds):
+        c0 = proc_cpu_s(t.pid)
+        rate = measure(t, seconds)
+        effs.append(rate * seconds / max(proc_cpu_s(t.pid) - c0, 1e-3))
+        return rate
+    return m
+
+
+def phase(t, traced, seconds, measure, extra=()):
     g = None
     if traced:
         g = subprocess.Popen([GOTRACE, "heap", "-p", str(t.pid), "-d", str(seconds + 1),
-                              "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+                              "--json", *extra], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
         time.sleep(0.5)  # past gotrace's start-up, into its watching
     rate = measure(t, seconds)
     if not g:
@@ -135,32 +166,178 @@ def phase(t, traced, seconds, measure):
     out, err = g.communicate(timeout=seconds + 60)
     if g.returncode != 0:
         raise SystemExit("bench: gotrace failed: %s" % err)
-    rep = json.loads(out)
-    return rate, (rep["cost"], rep["gc"]["cycles"], rep["duration_ns"])
+    return rate, json.loads(out)
+
+
+def rounds(t, args, measure, extra=()):
+    """(untraced rates, traced/untraced ratios, reports) over args.rounds traced phases."""
+    base = [phase(t, False, args.phase, measure)[0]]
+    ratios, reps = [], []
+    for _ in range(args.rounds):
+        rate, rep = phase(t, True, args.phase, measure, extra)
+        after = phase(t, False, args.phase, measure)[0]
+        ratios.append(rate / ((base[-1] + after) / 2))
+        base.append(after)
+        reps.append(rep)
+    return base, ratios, reps
+
+
+def kept(ratios):
+    return "%5.1f%% kept  [%s]" % (100 * statistics.median(ratios),
+                                   " ".join("%.1f" % (100 * x) for x in ratios))
+
+
+def target_for(binary, name):
+    if name.startswith("alloc"):
+        return Target(binary, "-mode", "spin"), ops_rate, "requests/s"
+    return Target(binary, "-mode", "idle"), wrk_rate, "requests/s (wrk -t1 -c32)"
 
 
 def bench_load(binary, name, args):
-    if name == "alloc":
-        t, measure, unit = Target(binary, "-mode", "spin"), ops_rate, "requests/s"
-    else:
-        t, measure, unit = Target(binary, "-mode", "idle"), wrk_rate, "requests/s (wrk -t1 -c32)"
+    t, measure, unit = target_for(binary, name)
     try:
         time.sleep(1)
-        base = [phase(t, False, args.phase, measure)[0]]
-        ratios, costs = [], []
-        for _ in range(args.rounds):
-            rate, cost = phase(t, True, args.phase, measure)
-            after = phase(t, False, args.phase, measure)[0]
-            ratios.append(rate / ((base[-1] + after) / 2))
-            base.append(after)
-            costs.append(cost)
+        base, ratios, reps = rounds(t, args, measure)
+        costs = [(r["cost"], r["gc"]["cycles"], r["duration_ns"]) for r in reps]
         cpu = statistics.median(c["cpu_ns"] / d for c, _, d in costs)
         print("%-9s untraced %10.0f %s" % (name, statistics.median(base), unit))
-        print("          gotrace heap: %5.1f%% kept  [%s]  gotrace CPU %.2f%% of one core, "
+        print("          gotrace heap: %s  gotrace CPU %.2f%% of one core, "
               "%d GC cycles and %d walks per window" %
-              (100 * statistics.median(ratios), " ".join("%.1f" % (100 * x) for x in ratios),
-               100 * cpu, statistics.median(c for _, c, _ in costs),
+              (kept(ratios), 100 * cpu, statistics.median(g for _, g, _ in costs),
                statistics.median(c["snapshots"] for c, _, _ in costs)))
+    finally:
+        t.close()
+
+
+def bench_bpf_load(binary, name, args):
+    """The BPF fallback (a binary without memory profiling) under each configuration."""
+    t, measure, unit = target_for(binary, name)
+    try:
+        time.sleep(1)
+        print("%-9s (memory profiling disabled: gotrace samples in BPF)" % name)
+        for cfg in args.bpf_configs.split(";"):
+            extra = cfg.split()
+            effs = []
+            base, ratios, reps = rounds(t, args, with_cpu(measure, effs), extra)
+            # Phases ran untraced, then traced and untraced in turn.
+            eff = [effs[i] / ((effs[i - 1] + effs[i + 1]) / 2) for i in
+                   range(1, len(effs), 2)]
+            if any(r["mode"] != "bpf" for r in reps):
+                raise SystemExit("bench: gotrace did not sample in BPF: %s" %
+                                 reps[0]["mode_reason"])
+            b = [r["bpf"] for r in reps]
+
+            def med(k):
+                return statistics.median(x[k] for x in b)
+            print("          untraced %10.0f %s" % (statistics.median(base), unit))
+            print("          gotrace heap %s: %s" % (cfg or "(defaults)", kept(ratios)))
+            print("            work per target CPU-second: %s" % kept(eff))
+            print("            at %s: %.0f hits/s x %.1f us = %.1f%% of a CPU while attached, "
+                  "attached %.0f%% of the time, %.2f%% of a CPU on average, %.0f sample "
+                  "points" % (b[0]["at"], med("hits_per_s_attached"),
+                              med("cost_ns_per_hit") / 1e3, med("cost_pct_attached"),
+                              100 * med("attached_fraction"), med("cost_pct_average"),
+                              med("samples")))
+    finally:
+        t.close()
+
+
+# ---------------------------------------------------------------- cost per hit
+
+def wait_line(proc, stream, pattern, timeout=60):
+    """Read STREAM of PROC until a line matches PATTERN."""
+    buf, deadline = b"", time.monotonic() + timeout
+    while not re.search(pattern, buf.decode(errors="replace")):
+        r, _, _ = select.select([stream], [], [], max(0, deadline - time.monotonic()))
+        chunk = os.read(stream.fileno(), 4096) if r else b""
+        if not chunk:
+            proc.kill()
+            raise SystemExit("bench: %s did not say %r: %s" % (proc.args[0], pattern,
+                                                                buf.decode()[-2000:]))
+        buf += chunk
+    return buf.decode(errors="replace")
+
+
+def alloc_cpu(t, n, size):
+    return json.loads(get(t.port, "/allocs?n=%d&size=%d" % (n, size)))["cpu_ns"]
+
+
+def traced_cpu(t, n, size, cmd, pattern, count):
+    """CPU ns of N allocations under the tracer CMD (ready when its stderr, or its stdout
+    for bpftrace, matches PATTERN), and what COUNT(stdout, stderr) reads from its output."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_line(p, p.stdout if cmd[0] == "bpftrace" else p.stderr, pattern)
+        time.sleep(0.3)  # bpftrace says "Attaching" before it attaches
+        cpu = alloc_cpu(t, n, size)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    return cpu, count(out.decode(), err.decode())
+
+
+def gotrace_hits(out, err):
+    rep = json.loads(out)
+    if rep["mode"] != "bpf" or rep["bpf"]["attach_windows"] != 1:
+        raise SystemExit("bench: gotrace did not keep its probes attached: %s" % rep["bpf"])
+    return rep["bpf"]["hits"], rep
+
+
+def bpftrace_hits(out, err):
+    m = re.search(r"@: (\d+)", out)
+    if not m:
+        raise SystemExit("bench: no count from bpftrace: %s %s" % (out, err))
+    return int(m.group(1)), None
+
+
+def bench_cost(binary, args):
+    """Cost per hit and per allocation of the mallocgc and refill probes, and of bpftrace
+    counting at the mallocgc sites, for each allocation size."""
+    t = Target(binary, "-mode", "idle", "-gogc", "100")
+    n = args.allocs
+    try:
+        for size in (int(x) for x in args.alloc_sizes.split(",")):
+            rows = []
+            alloc_cpu(t, n, size)  # warm-up: the heap grows to its working size
+            base = statistics.median(alloc_cpu(t, n, size) for _ in range(args.rounds))
+            head = [GOTRACE, "heap", "-p", str(t.pid), "-d", "600", "--json", "--budget",
+                    "none"]
+            offsets = None
+            for label, extra in (("gotrace heap --bpf-at mallocgc", ["--bpf-at", "mallocgc"]),
+                                 ("gotrace heap --bpf-at refill", ["--bpf-at", "refill"])):
+                costs = []
+                for _ in range(args.rounds):
+                    cpu, (hits, rep) = traced_cpu(t, n, size, head + extra, r"Ctrl-C",
+                                                  gotrace_hits)
+                    costs.append((cpu - base, hits))
+                if "mallocgc" in extra:
+                    offsets = [p["file_offset"] for p in rep["bpf"]["probes"]]
+                rows.append((label, costs, rep["bpf"]))
+            probes = ",".join("uprobe:%s:%#x" % (binary, o) for o in offsets)
+            costs = []
+            for _ in range(args.rounds):
+                cpu, (hits, _) = traced_cpu(t, n, size, ["bpftrace", "--unsafe", "-e",
+                                                         probes + " { @ = count(); }"],
+                                            r"Attaching \d+ probe", bpftrace_hits)
+                costs.append((cpu - base, hits))
+            rows.append(("bpftrace, the mallocgc sites", costs, None))
+            print("cost      %d allocations of %d B: %.0f ns each untraced (process CPU)" %
+                  (n, size, base / n))
+            for label, costs, b in rows:
+                hits = statistics.median(h for _, h in costs)
+                extra = ""
+                if b:
+                    extra = "  (trap %.0f ns %s, BPF program %s ns)" % (
+                        b["trap_ns_per_hit"], b["trap_cost_source"],
+                        "%.0f" % b["bpf_ns_per_hit"] if b["bpf_ns_per_hit"] is not None
+                        else "?")
+                print("          %-30s %7d hits %6.0f ns per hit %6.0f ns per allocation%s"
+                      % (label, hits, statistics.median(c / max(h, 1) for c, h in costs),
+                         statistics.median(c for c, _ in costs) / n, extra))
     finally:
         t.close()
 
@@ -170,16 +347,28 @@ def main():
     ap.add_argument("--phase", type=int, default=5, help="seconds per phase (default 5)")
     ap.add_argument("--rounds", type=int, default=3, help="traced rounds (default 3)")
     ap.add_argument("--stacks", type=int, default=50000, help="allocation stacks (50000)")
-    ap.add_argument("--loads", default="buckets,alloc,http")
+    ap.add_argument("--allocs", type=int, default=200000,
+                    help="allocations per cost measurement (200000)")
+    ap.add_argument("--alloc-sizes", default="64,4096",
+                    help="allocation sizes of the cost measurements (64,4096)")
+    ap.add_argument("--bpf-configs", default=";--budget 10;--bpf-at mallocgc",
+                    help="gotrace options of each BPF configuration, ';'-separated "
+                         "(default: ';--budget 10;--bpf-at mallocgc')")
+    ap.add_argument("--loads", default="buckets,alloc,http,alloc-bpf,http-bpf,cost")
     args = ap.parse_args()
     if not os.access(GOTRACE, os.X_OK):
         raise SystemExit("bench: build gotrace first (make)")
     binary, ver = build()
+    noprof, _ = build(noprof=True)
     print("%s, %d cores, %d s phases, %d rounds" % (ver, os.cpu_count(), args.phase,
                                                     args.rounds))
     for name in args.loads.split(","):
         if name == "buckets":
             bench_buckets(binary, args)
+        elif name == "cost":
+            bench_cost(noprof, args)
+        elif name.endswith("-bpf"):
+            bench_bpf_load(noprof, name, args)
         else:
             bench_load(binary, name, args)
     return 0

@@ -14,8 +14,10 @@
  * histogram (src/contention/rthist.c), read at both ends. Nothing is written to the target.
  *
  * Where the runtime's sampling is off (the linker disabled memory profiling, or the program
- * set MemProfileRate to 0) the report says so in "mode"; the BPF fallback (sampling at the
- * allocation entry points) is not built yet.
+ * set MemProfileRate to 0) the report says so in "mode" and samples allocations in BPF
+ * instead (src/heap/bpfsample.c, --bpf forces it): allocation figures only, under a CPU
+ * budget, with the sites' rates scaled to the runtime's own allocation total
+ * (memstats.heapStats, read like the rest). The runtime's total is reported in every mode.
  */
 #define _GNU_SOURCE /* qsort_r */
 #include <errno.h>
@@ -34,6 +36,7 @@
 #include "cmd/cmds.h"
 #include "contention/rthist.h"
 #include "goruntime/model.h"
+#include "heap/bpfsample.h"
 #include "heap/growth.h"
 #include "heap/locate.h"
 #include "heap/profile.h"
@@ -60,8 +63,11 @@ static const char heap_help[] =
 	"and scaled like pprof: in-use memory as of the last completed GC cycle, allocation\n"
 	"rates over the window, and each site's in-use bytes after every GC cycle of the\n"
 	"window (a site that only grows is a growth suspect). Binaries that never reference\n"
-	"runtime.MemProfile (no runtime/pprof) have the runtime's sampling disabled: the\n"
-	"report says so, and only the GC figures are available.\n"
+	"runtime.MemProfile (no runtime/pprof) have the runtime's sampling disabled, and\n"
+	"a program can set MemProfileRate to 0: then allocations are sampled in BPF at the\n"
+	"runtime's allocation paths instead (root), allocation rates by site only (frees\n"
+	"are not visible), with the probes detached and re-attached to stay within a CPU\n"
+	"budget.\n"
 	"\n"
 	"Options:\n"
 	"  -p, --pid PID       the process\n"
@@ -74,9 +80,20 @@ static const char heap_help[] =
 	"  -j, --json          JSON output (see docs/json-output.md)\n"
 	"  -h, --help          this help\n"
 	"\n"
+	"Sampling in BPF:\n"
+	"      --bpf           sample in BPF even when the runtime samples\n"
+	"      --no-bpf        never: with the runtime's sampling off, GC figures only\n"
+	"      --bpf-at WHERE  refill (default: when a span of a size class is used up,\n"
+	"                      and every allocation over 32 KiB) or mallocgc (every\n"
+	"                      allocation: exact sizes, many times the traps)\n"
+	"      --budget PCT    CPU the probes may cost the target, % of one CPU\n"
+	"                      (default 1; 'none': no limit, always attached)\n"
+	"      --bpf-period B  mean bytes between sample points (default 524288)\n"
+	"\n"
 	"Example: gotrace heap -p $(pidof server) -d 30 --pprof heap.pb.gz\n";
 
-enum { OPT_PPROF = 1000, OPT_TOP, OPT_MAX_SITES };
+enum { OPT_PPROF = 1000, OPT_TOP, OPT_MAX_SITES, OPT_BPF, OPT_NO_BPF, OPT_BPF_AT, OPT_BUDGET,
+       OPT_BPF_PERIOD };
 
 struct hp_env {
 	pid_t pid;
@@ -84,6 +101,8 @@ struct hp_env {
 	int top;
 	int max_sites; /* sites in JSON (0: all) */
 	const char *pprof;
+	bool bpf, no_bpf;
+	struct heap_bpf_opts bo;
 };
 
 struct site {
@@ -91,6 +110,7 @@ struct site {
 	double inuse_objects, inuse_bytes, alloc_objects, alloc_bytes;
 	double total0, total1; /* every sampled allocation at the start and the end (bytes) */
 	uint32_t buckets;
+	uint64_t bpf_samples;	/* BPF mode: sample points */
 };
 
 struct hp_run {
@@ -120,6 +140,16 @@ struct hp_run {
 	bool target_exited, interrupted;
 	uint64_t cpu_ns;
 	struct proc_mem_stats mem_stats;
+	/* The runtime's allocation total (memstats.heapStats) at both ends. */
+	uint64_t at_bytes[2], at_objects[2];
+	int at_err;
+	/* BPF mode. */
+	bool use_bpf;
+	char bpf_err[256];	 /* why BPF could not be used (mode stays disabled/off) */
+	struct heap_bpf *hb;
+	struct heap_bpf_stats bs;
+	double bpf_scale;	 /* bytes per estimated byte: runtime total / sampled estimate */
+	const char *rate_source; /* what the sites' rates are scaled to */
 };
 
 static volatile sig_atomic_t stop;
@@ -156,6 +186,11 @@ static int parse_args(int argc, char **argv, struct hp_env *env)
 		{ "top", required_argument, NULL, OPT_TOP },
 		{ "max-sites", required_argument, NULL, OPT_MAX_SITES },
 		{ "json", no_argument, NULL, 'j' },
+		{ "bpf", no_argument, NULL, OPT_BPF },
+		{ "no-bpf", no_argument, NULL, OPT_NO_BPF },
+		{ "bpf-at", required_argument, NULL, OPT_BPF_AT },
+		{ "budget", required_argument, NULL, OPT_BUDGET },
+		{ "bpf-period", required_argument, NULL, OPT_BPF_PERIOD },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -199,6 +234,41 @@ static int parse_args(int argc, char **argv, struct hp_env *env)
 						"all", optarg);
 			env->max_sites = (int)v;
 			break;
+		case OPT_BPF:
+			env->bpf = true;
+			break;
+		case OPT_NO_BPF:
+			env->no_bpf = true;
+			break;
+		case OPT_BPF_AT:
+			if (!strcmp(optarg, "refill"))
+				env->bo.at = HEAP_BPF_AT_REFILL;
+			else if (!strcmp(optarg, "mallocgc"))
+				env->bo.at = HEAP_BPF_AT_MALLOCGC;
+			else
+				return cmd_fail("invalid --bpf-at '%s': expected refill or "
+						"mallocgc", optarg);
+			break;
+		case OPT_BUDGET:
+			errno = 0;
+			if (!strcmp(optarg, "none")) {
+				env->bo.budget_pct = -1;
+				break;
+			}
+			env->bo.budget_pct = strtod(optarg, &end);
+			if (errno || *end || !(env->bo.budget_pct > 0) || env->bo.budget_pct > 1e4)
+				return cmd_fail("invalid --budget '%s': expected a percentage "
+						"of one CPU above 0, e.g. 1 or 0.5, or none",
+						optarg);
+			break;
+		case OPT_BPF_PERIOD:
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || v < 1 || v > (1L << 40))
+				return cmd_fail("invalid --bpf-period '%s': expected bytes, e.g. "
+						"524288", optarg);
+			env->bo.period = (uint64_t)v;
+			break;
 		case 'j':
 			env_json = true;
 			break;
@@ -218,6 +288,8 @@ static int parse_args(int argc, char **argv, struct hp_env *env)
 				argv[optind]);
 	if (!env->pid)
 		return cmd_fail("no process: give -p PID");
+	if (env->bpf && env->no_bpf)
+		return cmd_fail("--bpf and --no-bpf contradict each other");
 	return 0;
 }
 
@@ -254,6 +326,15 @@ static int take_snapshot(struct hp_run *r, struct heap_snapshot *s)
 	return 0;
 }
 
+/* The runtime's allocation total now, into slot I (its error kept in r->at_err). */
+static void read_alloc_total(struct hp_run *r, int i)
+{
+	int err = heap_reader__read_alloc_total(r->hr, &r->at_bytes[i], &r->at_objects[i]);
+
+	if (err && !r->at_err)
+		r->at_err = err;
+}
+
 static int watch(struct hp_run *r, const struct hp_env *env)
 {
 	uint64_t deadline, cpu0 = cpu_ns();
@@ -272,15 +353,25 @@ static int watch(struct hp_run *r, const struct hp_env *env)
 	if (!r->hw)
 		return -ENOMEM;
 	/* Callers comparing with the target's own counters start their window on this line. */
-	elog("gotrace: reading the heap profile of process %d for %g s; Ctrl-C to stop\n",
-	     env->pid, env->seconds);
-	err = take_snapshot(r, &r->s0);
-	if (err)
-		return err;
+	if (r->use_bpf)
+		elog("gotrace: reading GC figures of process %d and sampling its allocations in "
+		     "BPF for %g s; Ctrl-C to stop\n", env->pid, env->seconds);
+	else
+		elog("gotrace: reading the heap profile of process %d for %g s; Ctrl-C to stop\n",
+		     env->pid, env->seconds);
+	read_alloc_total(r, 0);
+	if (r->use_bpf) {
+		/* No bucket to walk: the sites come from the BPF samples. */
+		r->s0.mono_ns = now_ns(CLOCK_MONOTONIC);
+	} else {
+		err = take_snapshot(r, &r->s0);
+		if (err)
+			return err;
+		err = heap_watch__update(r->hw, &r->gc0);
+		if (err)
+			return err;
+	}
 	r->t0 = r->s0.mono_ns;
-	err = heap_watch__update(r->hw, &r->gc0);
-	if (err)
-		return err;
 	deadline = r->t0 + (uint64_t)(env->seconds * 1e9);
 	while (!stop) {
 		uint64_t now = now_ns(CLOCK_MONOTONIC), wake;
@@ -296,7 +387,7 @@ static int watch(struct hp_run *r, const struct hp_env *env)
 		if (stop)
 			break;
 		err = heap_reader__read_gc(r->hr, &g);
-		if (!err)
+		if (!err && !r->use_bpf)
 			err = heap_watch__update(r->hw, &g);
 		if (err == -ESRCH) {
 			r->target_exited = true;
@@ -306,15 +397,24 @@ static int watch(struct hp_run *r, const struct hp_env *env)
 			return err;
 	}
 	r->interrupted = stop;
-	/* The end: GC state, last point, and the published profile. */
+	/* The end: probes off first (they cost the target), then what the runtime says. */
+	if (r->hb) {
+		heap_bpf__stop(r->hb);
+		heap_bpf__stats(r->hb, &r->bs);
+	}
 	if (!r->target_exited) {
 		err = heap_reader__read_gc(r->hr, &r->gc1);
-		if (!err)
+		if (!err && !r->use_bpf)
 			err = heap_watch__update(r->hw, &r->gc1);
-		if (!err)
+		if (!err && !r->use_bpf)
 			err = take_snapshot(r, &r->s1);
+		else if (!err)
+			r->s1.mono_ns = now_ns(CLOCK_MONOTONIC);
 		if (!err)
-			r->have_pauses = !heap_reader__read_pauses(r->hr, r->pause_ns, r->pause_end);
+			read_alloc_total(r, 1);
+		if (!err)
+			r->have_pauses = !heap_reader__read_pauses(r->hr, r->pause_ns,
+								   r->pause_end);
 		if (!err && r->ha.gc_pauses && !r->gcp_err)
 			r->gcp_err = rthist__read(r->m, r->mem, r->ha.gc_pauses, r->ha.layout,
 						  &r->gcp[1]);
@@ -330,6 +430,7 @@ static int watch(struct hp_run *r, const struct hp_env *env)
 		memset(&r->s0, 0, sizeof(r->s0));
 		r->gc1 = r->gc0;
 		r->gcp_err = -ESRCH;
+		r->at_err = -ESRCH;
 	}
 	r->t1 = r->s1.mono_ns;
 	r->have_gcp = r->ha.gc_pauses && !r->gcp_err;
@@ -352,30 +453,38 @@ static int cmp_site(const void *a, const void *b)
 	return x->shown < y->shown ? -1 : x->shown > y->shown;
 }
 
+/* The site of the raw stack PCS[0..N) (by shown stack), or NULL on ENOMEM. */
+static struct site *site_of(struct hp_run *r, const uint64_t *pcs, uint32_t n)
+{
+	size_t cap = r->nsites;
+	long raw, id;
+
+	raw = heap_sites__raw(r->hs, pcs, n);
+	id = raw < 0 ? raw : heap_sites__shown_of_raw(r->hs, (uint32_t)raw);
+	if (id < 0)
+		return NULL;
+	if ((size_t)id >= r->nsites) {
+		if (grow((void **)&r->sites, &cap, (size_t)id + 1, sizeof(*r->sites)))
+			return NULL;
+		memset(r->sites + r->nsites, 0, (cap - r->nsites) * sizeof(*r->sites));
+		for (size_t k = r->nsites; k < cap; k++)
+			r->sites[k].shown = (uint32_t)k;
+		r->nsites = cap;
+	}
+	return &r->sites[id];
+}
+
 /* Sum the buckets of S into sites by shown stack (FINAL: the end snapshot). */
 static int add_sites(struct hp_run *r, const struct heap_snapshot *s, bool final)
 {
 	for (size_t i = 0; i < s->n; i++) {
 		const struct heap_bucket *b = &s->b[i];
-		size_t cap = r->nsites;
 		uint64_t al, fr, tal, tfr;
 		double o, bytes;
-		struct site *st;
-		long raw, id;
+		struct site *st = site_of(r, s->pcs + b->stk, b->nstk);
 
-		raw = heap_sites__raw(r->hs, s->pcs + b->stk, b->nstk);
-		id = raw < 0 ? raw : heap_sites__shown_of_raw(r->hs, (uint32_t)raw);
-		if (id < 0)
-			return (int)id;
-		if ((size_t)id >= r->nsites) {
-			if (grow((void **)&r->sites, &cap, (size_t)id + 1, sizeof(*r->sites)))
-				return -ENOMEM;
-			memset(r->sites + r->nsites, 0, (cap - r->nsites) * sizeof(*r->sites));
-			for (size_t k = r->nsites; k < cap; k++)
-				r->sites[k].shown = (uint32_t)k;
-			r->nsites = cap;
-		}
-		st = &r->sites[id];
+		if (!st)
+			return -ENOMEM;
 		heap_snapshot__counts(s, b, HEAP_VIEW_TOTAL, &tal, &tfr);
 		heap_scale(tal, tal * b->size, r->rate, &o, &bytes);
 		if (!final) {
@@ -395,14 +504,71 @@ static int add_sites(struct hp_run *r, const struct heap_snapshot *s, bool final
 	return 0;
 }
 
+/* One BPF allocation stack: its estimates go to its site. */
+static int add_bpf_stack(void *ctx, const uint64_t *pcs, uint32_t n, uint64_t samples,
+			 uint64_t bytes, uint64_t objects)
+{
+	struct site *st = site_of(ctx, pcs, n);
+
+	if (!st)
+		return -ENOMEM;
+	st->alloc_bytes += (double)bytes;
+	st->alloc_objects += (double)objects;
+	st->bpf_samples += samples;
+	st->buckets++;
+	return 0;
+}
+
+/*
+ * BPF mode: the sample points give each site's share of the bytes allocated; the total
+ * is the runtime's own count over the window (memstats.heapStats) when readable, else
+ * what the probes saw while attached, extrapolated to the window.
+ */
+static int add_bpf_sites(struct hp_run *r)
+{
+	double secs = (double)(r->t1 - r->t0) / 1e9, est = 0, total = 0;
+	int err;
+
+	err = heap_bpf__foreach_stack(r->hb, add_bpf_stack, r);
+	if (err)
+		return err;
+	for (size_t i = 0; i < r->nsites; i++)
+		est += r->sites[i].alloc_bytes;
+	if (!r->at_err && r->at_bytes[1] >= r->at_bytes[0] && secs > 0) {
+		total = (double)(r->at_bytes[1] - r->at_bytes[0]);
+		r->rate_source = "the runtime's allocation total over the window "
+				 "(memstats.heapStats)";
+	} else if (r->bs.attached_s > 0) {
+		total = (double)r->bs.attached_bytes / r->bs.attached_s * secs;
+		r->rate_source = "the bytes the probes saw while attached, extrapolated to the "
+				 "window";
+	} else {
+		r->rate_source = "nothing: the probes were never attached";
+	}
+	r->bpf_scale = est > 0 ? total / est : 0;
+	for (size_t i = 0; i < r->nsites; i++) {
+		struct site *st = &r->sites[i];
+
+		st->alloc_bytes *= r->bpf_scale;
+		st->alloc_objects *= r->bpf_scale;
+		st->total0 = 0;
+		st->total1 = st->alloc_bytes;
+	}
+	return 0;
+}
+
 static int build_sites(struct hp_run *r)
 {
 	size_t n = 0;
 	int err;
 
-	err = add_sites(r, &r->s1, true);
-	if (!err)
-		err = add_sites(r, &r->s0, false);
+	if (r->use_bpf) {
+		err = add_bpf_sites(r);
+	} else {
+		err = add_sites(r, &r->s1, true);
+		if (!err)
+			err = add_sites(r, &r->s0, false);
+	}
 	if (err)
 		return err;
 	/* Keep the sites the end snapshot has, most memory in use first. */
@@ -461,30 +627,147 @@ static void stack_json(struct hp_run *r, struct json_object *o, uint32_t shown)
 	json_object_object_add(o, "stack", a);
 }
 
-static const char *mode_of(const struct hp_run *r, char *why, size_t n)
+/* Why the runtime samples nothing, into WHY; NULL when it samples. */
+static const char *sampling_off(const struct hp_run *r, char *why, size_t n)
 {
 	const struct heap_gc *g = &r->gc1;
 
 	if (g->have_disabled && g->disabled) {
 		snprintf(why, n, "memory profiling is disabled in this binary: the linker turned "
 			 "it off because the program never references runtime.MemProfile (no "
-			 "runtime/pprof or net/http/pprof), so the runtime samples no allocation; "
-			 "sampling in BPF at the allocation entry points is not built yet, so "
-			 "there are no allocation sites, only GC figures");
+			 "runtime/pprof or net/http/pprof), so the runtime samples no allocation");
 		return "disabled";
 	}
 	if (g->have_rate && g->mem_profile_rate <= 0) {
 		snprintf(why, n, "runtime.MemProfileRate is %" PRId64 ": the program turned the "
-			 "runtime's allocation sampling off; sites show what was sampled before; "
-			 "sampling in BPF at the allocation entry points is not built yet",
-			 g->mem_profile_rate);
+			 "runtime's allocation sampling off", g->mem_profile_rate);
 		return "off";
+	}
+	return NULL;
+}
+
+static const char *mode_of(const struct hp_run *r, char *why, size_t n)
+{
+	char off[300];
+	const char *mode = sampling_off(r, off, sizeof(off));
+
+	if (r->use_bpf) {
+		if (!mode)
+			snprintf(off, sizeof(off), "sampling in BPF forced with --bpf (the runtime "
+				 "samples one allocation per %" PRId64 " bytes too)", r->rate);
+		snprintf(why, n, "%s; allocations sampled in BPF at %s (one sample point per "
+			 "%" PRIu64 " bytes allocated on average, probes attached %.0f%% of the "
+			 "time); allocation figures only: frees are not visible, so no in-use "
+			 "bytes and no growth suspects; site rates scaled to %s", off,
+			 !strcmp(r->bs.at, "refill") ? "runtime.(*mcache).refill and "
+				 "runtime.(*mcache).allocLarge" : "mallocgc and the functions it "
+				 "dispatches to", r->bs.period,
+			 r->bs.elapsed_s > 0 ? 100 * r->bs.attached_s / r->bs.elapsed_s : 0,
+			 r->rate_source ? r->rate_source : "?");
+		return "bpf";
+	}
+	if (mode && !strcmp(mode, "disabled")) {
+		snprintf(why, n, "%s; no sampling in BPF (%s), so there are no allocation sites, "
+			 "only GC figures", off, r->bpf_err[0] ? r->bpf_err : "--no-bpf");
+		return mode;
+	}
+	if (mode) {
+		snprintf(why, n, "%s; sites show what was sampled before; no sampling in BPF (%s)",
+			 off, r->bpf_err[0] ? r->bpf_err : "--no-bpf");
+		return mode;
 	}
 	snprintf(why, n, "the runtime's own heap profile, read from the process's memory: one "
 		 "allocation sampled per %" PRId64 " bytes on average (runtime.MemProfileRate%s), "
 		 "scaled like pprof; in-use figures as of the last completed GC cycle",
 		 r->rate, r->rate_known ? "" : " not found: assumed the default");
 	return "runtime";
+}
+
+/* The runtime's own allocation total over the window (every mode). */
+static struct json_object *alloc_total_json(const struct hp_run *r)
+{
+	double secs = (double)(r->t1 - r->t0) / 1e9;
+	struct json_object *o = json_object_new_object();
+	uint64_t b, ob;
+
+	if (r->at_err || r->at_bytes[1] < r->at_bytes[0] || !(secs > 0)) {
+		json_object_object_add(o, "bytes", NULL);
+		json_object_object_add(o, "bytes_per_s", NULL);
+		json_object_object_add(o, "unavailable", json_object_new_string(
+			r->at_err ? strerror(-r->at_err) : "no window"));
+		return o;
+	}
+	b = r->at_bytes[1] - r->at_bytes[0];
+	ob = r->at_objects[1] - r->at_objects[0];
+	json_object_object_add(o, "bytes", jint(b));
+	json_object_object_add(o, "objects", jint(ob));
+	json_object_object_add(o, "bytes_per_s", jdbl((double)b / secs));
+	json_object_object_add(o, "objects_per_s", jdbl((double)ob / secs));
+	json_object_object_add(o, "total_bytes_end", jint(r->at_bytes[1]));
+	json_object_object_add(o, "source", json_object_new_string(
+		"memstats.heapStats: what ReadMemStats sums into TotalAlloc and Mallocs, without "
+		"the allocations still in the Ps' current spans"));
+	return o;
+}
+
+/* How the BPF samples were taken, and what they cost. */
+static struct json_object *bpf_json(const struct hp_run *r)
+{
+	const struct heap_bpf_stats *b = &r->bs;
+	struct json_object *o = json_object_new_object(), *a = json_object_new_array();
+	double cost = b->trap_ns + b->prog_ns;
+
+	json_object_object_add(o, "at", json_object_new_string(b->at));
+	for (int i = 0; i < b->nprobes; i++) {
+		struct json_object *p = json_object_new_object();
+
+		json_object_object_add(p, "function", json_object_new_string(b->probes[i].func));
+		json_object_object_add(p, "address", jint(b->probes[i].addr));
+		json_object_object_add(p, "file_offset", jint(b->probes[i].file_off));
+		json_object_object_add(p, "insn_kind",
+				       json_object_new_string(b->probes[i].insn_kind));
+		json_object_array_add(a, p);
+	}
+	json_object_object_add(o, "probes", a);
+	json_object_object_add(o, "period_bytes", jint(b->period));
+	json_object_object_add(o, "budget_pct", b->budget_pct < 0 ? NULL :
+				json_object_new_double(b->budget_pct));
+	json_object_object_add(o, "governor", json_object_new_string(b->governor));
+	json_object_object_add(o, "elapsed_s", json_object_new_double(b->elapsed_s));
+	json_object_object_add(o, "attached_s", json_object_new_double(b->attached_s));
+	json_object_object_add(o, "attached_fraction", json_object_new_double(
+		b->elapsed_s > 0 ? b->attached_s / b->elapsed_s : 0));
+	json_object_object_add(o, "attach_windows", jint(b->attaches));
+	json_object_object_add(o, "hits", jint(b->hits));
+	json_object_object_add(o, "hits_per_s_attached", jdbl(
+		b->attached_s > 0 ? (double)b->attached_hits / b->attached_s : 0));
+	json_object_object_add(o, "bytes_seen", jint(b->bytes));
+	json_object_object_add(o, "objects_seen", jint(b->objects));
+	json_object_object_add(o, "bytes_per_s_attached", jdbl(
+		b->attached_s > 0 ? (double)b->attached_bytes / b->attached_s : 0));
+	json_object_object_add(o, "objects_per_s_attached", jdbl(
+		b->attached_s > 0 ? (double)b->attached_objects / b->attached_s : 0));
+	json_object_object_add(o, "samples", jint(b->samples));
+	json_object_object_add(o, "trap_ns_per_hit", jdbl(b->trap_ns));
+	json_object_object_add(o, "trap_cost_source", json_object_new_string(
+		b->calibrated ? "measured" : "built-in"));
+	json_object_object_add(o, "bpf_ns_per_hit", b->prog_ns_measured ? jdbl(b->prog_ns) :
+				NULL);
+	json_object_object_add(o, "cost_ns_per_hit", jdbl(cost));
+	json_object_object_add(o, "cost_pct_attached", json_object_new_double(
+		b->cost_pct_attached));
+	json_object_object_add(o, "cost_pct_average", json_object_new_double(b->cost_pct_avg));
+	json_object_object_add(o, "site_scale", json_object_new_double(r->bpf_scale));
+	json_object_object_add(o, "rate_source", json_object_new_string(
+		r->rate_source ? r->rate_source : "?"));
+	json_object_object_add(o, "empty_hits", jint(b->empty));
+	json_object_object_add(o, "read_errors", jint(b->read_errors));
+	json_object_object_add(o, "stack_errors", jint(b->stack_errors));
+	json_object_object_add(o, "stacks_full", jint(b->stacks_full));
+	json_object_object_add(o, "frees", json_object_new_string(
+		"not observed: the runtime frees by sweeping whole spans, with no call per "
+		"object to probe; in-use bytes are unavailable"));
+	return o;
 }
 
 static struct json_object *gc_json(struct hp_run *r)
@@ -632,7 +915,7 @@ static struct json_object *report_json(struct hp_run *r, const struct hp_env *en
 	const struct heap_vars *v = heap_reader__vars(r->hr);
 	double secs = (double)(r->t1 - r->t0) / 1e9;
 	struct json_object *o = json_object_new_object(), *a, *x;
-	char why[512];
+	char why[1024];
 	const char *mode = mode_of(r, why, sizeof(why));
 	bool *keep;
 
@@ -641,8 +924,9 @@ static struct json_object *report_json(struct hp_run *r, const struct hp_env *en
 	json_object_object_add(o, "go_version", json_object_new_string(r->m->bi.version));
 	json_object_object_add(o, "mode", json_object_new_string(mode));
 	json_object_object_add(o, "mode_reason", json_object_new_string(why));
-	json_object_object_add(o, "bpf_fallback", json_object_new_string(
-		"not built: sampling at mallocgc and its 1.24+/1.27 variants in BPF"));
+	json_object_object_add(o, "bpf", r->use_bpf ? bpf_json(r) : NULL);
+	json_object_object_add(o, "bpf_unavailable", r->bpf_err[0] ?
+				json_object_new_string(r->bpf_err) : NULL);
 	json_object_object_add(o, "mem_profile_rate", r->rate_known ?
 				json_object_new_int64(r->gc1.mem_profile_rate) : NULL);
 	json_object_object_add(o, "memory_profiling_disabled", r->gc1.have_disabled ?
@@ -658,6 +942,7 @@ static struct json_object *report_json(struct hp_run *r, const struct hp_env *en
 	json_object_object_add(o, "target_exited", json_object_new_boolean(r->target_exited));
 
 	json_object_object_add(o, "gc", gc_json(r));
+	json_object_object_add(o, "alloc_total", alloc_total_json(r));
 
 	a = json_object_new_array();
 	keep = site_selection(r, env->max_sites);
@@ -668,13 +953,18 @@ static struct json_object *report_json(struct hp_run *r, const struct hp_env *en
 			continue;
 		x = json_object_new_object();
 		stack_json(r, x, s->shown);
-		json_object_object_add(x, "inuse_bytes", jdbl(s->inuse_bytes));
-		json_object_object_add(x, "inuse_objects", jdbl(s->inuse_objects));
+		/* BPF sees no free: nothing is known of what is still in use. */
+		json_object_object_add(x, "inuse_bytes", r->use_bpf ? NULL : jdbl(s->inuse_bytes));
+		json_object_object_add(x, "inuse_objects", r->use_bpf ? NULL :
+				       jdbl(s->inuse_objects));
 		json_object_object_add(x, "alloc_bytes", jdbl(s->alloc_bytes));
 		json_object_object_add(x, "alloc_objects", jdbl(s->alloc_objects));
 		json_object_object_add(x, "alloc_bytes_per_s",
 				       jdbl(secs > 0 ? (s->total1 - s->total0) / secs : 0));
-		json_object_object_add(x, "buckets", json_object_new_int((int)s->buckets));
+		if (r->use_bpf)
+			json_object_object_add(x, "samples", jint(s->bpf_samples));
+		else
+			json_object_object_add(x, "buckets", json_object_new_int((int)s->buckets));
 		json_object_array_add(a, x);
 	}
 	json_object_object_add(o, "sites", a);
@@ -716,6 +1006,9 @@ static struct json_object *report_json(struct hp_run *r, const struct hp_env *en
 		"the in-use bytes of one allocation stack rose in at least 2 GC cycles, by at "
 		"least 2 sampling periods (256 KiB minimum) overall, and gave back at most half "
 		"of their rises in falls"));
+	if (r->use_bpf)
+		json_object_object_add(x, "unavailable", json_object_new_string(
+			"sampling in BPF sees no frees: no in-use bytes to follow"));
 	json_object_object_add(o, "growth", x);
 
 	x = json_object_new_object();
@@ -838,19 +1131,28 @@ static void print_text(struct hp_run *r, const struct hp_env *env)
 {
 	double secs = (double)(r->t1 - r->t0) / 1e9;
 	const struct heap_gc *a = &r->gc0, *b = &r->gc1;
-	char b1[32], b2[32], b3[32], why[512];
+	char b1[32], b2[32], b3[32], why[1024];
 	const char *mode = mode_of(r, why, sizeof(why));
 	struct site *by_rate;
 	int shown = 0;
 
-	printf("pid %d %s %s: %.2f s, %zu profile buckets\n", env->pid,
-	       base_name(r->m->proc.exe_path), r->m->bi.version, secs, r->s1.n);
+	if (r->use_bpf)
+		printf("pid %d %s %s: %.2f s, %" PRIu64 " BPF sample points\n", env->pid,
+		       base_name(r->m->proc.exe_path), r->m->bi.version, secs, r->bs.samples);
+	else
+		printf("pid %d %s %s: %.2f s, %zu profile buckets\n", env->pid,
+		       base_name(r->m->proc.exe_path), r->m->bi.version, secs, r->s1.n);
 	if (!strcmp(mode, "runtime"))
 		printf("mode: the runtime's heap profile (1 sample per %s allocated%s), scaled\n",
 		       fmt_bytes((double)r->rate, b1, sizeof(b1)),
 		       r->rate_known ? "" : ", rate assumed");
 	else
 		print_wrapped("mode: ", why);
+	if (r->use_bpf)
+		print_wrapped("BPF: ", r->bs.governor);
+	if (!r->at_err && r->at_bytes[1] >= r->at_bytes[0] && secs > 0)
+		printf("allocated: %s/s (the runtime's total)\n",
+		       fmt_bytes((double)(r->at_bytes[1] - r->at_bytes[0]) / secs, b1, sizeof(b1)));
 	if (b->have_memstats)
 		printf("GC: %u cycles (%u forced), %s of stop-the-world pauses in the window\n",
 		       b->numgc - a->numgc, b->numforcedgc - a->numforcedgc,
@@ -873,6 +1175,8 @@ static void print_text(struct hp_run *r, const struct hp_env *env)
 			       fmt_ns(rthist__max(&d), b3, sizeof(b3)), rthist__total(&d));
 	}
 
+	if (r->use_bpf)
+		goto allocators;
 	printf("\nin use by allocation site (of %zu), as of the last GC\n", r->nsites);
 	printf("  %10s %10s %12s  %s\n", "IN USE", "OBJECTS", "ALLOC/S", "SITE");
 	for (size_t i = 0; i < r->nsites && shown < env->top; i++) {
@@ -889,12 +1193,13 @@ static void print_text(struct hp_run *r, const struct hp_env *env)
 	if (!shown)
 		printf("  (nothing sampled)\n");
 
+allocators:
 	by_rate = malloc(r->nsites * sizeof(*by_rate) + 1);
 	if (by_rate && secs > 0) {
 		memcpy(by_rate, r->sites, r->nsites * sizeof(*by_rate));
 		qsort(by_rate, r->nsites, sizeof(*by_rate), cmp_rate);
-		printf("\ntop allocators over the window\n  %12s %10s  %s\n", "ALLOC/S", "IN USE",
-		       "SITE");
+		printf("\ntop allocators over the window\n  %12s %10s  %s\n", "ALLOC/S",
+		       r->use_bpf ? "SAMPLES" : "IN USE", "SITE");
 		shown = 0;
 		for (size_t i = 0; i < r->nsites && shown < env->top; i++) {
 			const struct site *s = &by_rate[i];
@@ -902,8 +1207,11 @@ static void print_text(struct hp_run *r, const struct hp_env *env)
 
 			if (rate <= 0)
 				break;
-			printf("  %10s/s %10s  ", fmt_bytes(rate, b1, sizeof(b1)),
-			       fmt_bytes(s->inuse_bytes, b2, sizeof(b2)));
+			if (r->use_bpf)
+				snprintf(b2, sizeof(b2), "%" PRIu64, s->bpf_samples);
+			else
+				fmt_bytes(s->inuse_bytes, b2, sizeof(b2));
+			printf("  %10s/s %10s  ", fmt_bytes(rate, b1, sizeof(b1)), b2);
 			print_site(r, s->shown);
 			shown++;
 		}
@@ -912,6 +1220,10 @@ static void print_text(struct hp_run *r, const struct hp_env *env)
 	}
 	free(by_rate);
 
+	if (r->use_bpf) {
+		printf("\ngrowth suspects: not available (BPF sampling sees no frees)\n");
+		return;
+	}
 	printf("\ngrowth suspects (%zu GC cycles seen)\n", r->ws.points ? r->ws.points - 1 : 0);
 	for (size_t i = 0; i < r->nsus && (int)i < env->top; i++) {
 		const struct heap_suspect *s = &r->sus[i];
@@ -928,17 +1240,65 @@ static void print_text(struct hp_run *r, const struct hp_env *env)
 
 /* ---- pprof */
 
-/* A location per frame (its first PC), one line each: innermost first. */
+/* Locations of a profile being written: one per frame (its first PC), one line each. */
+struct pp_locs {
+	struct pprof *p;
+	uint64_t map;
+	uint64_t *locid; /* by frame id, 0: not added yet */
+	size_t nfr;
+	uint64_t *locs;	 /* one stack's, innermost first */
+	size_t caplocs;
+};
+
+/* The locations of shown stack SHOWN into L->locs (*N of them). 0 or -ENOMEM. */
+static int pp_stack(struct hp_run *r, struct pp_locs *l, uint32_t shown, uint32_t *n)
+{
+	struct heap_stack st;
+
+	heap_sites__stack(r->hs, shown, &st);
+	*n = st.n;
+	if (grow((void **)&l->locs, &l->caplocs, st.n + 1, sizeof(*l->locs)))
+		return -ENOMEM;
+	for (uint32_t k = 0; k < st.n; k++) {
+		uint32_t fid = (uint32_t)st.frames[k];
+
+		if (fid >= l->nfr) {
+			size_t c2 = l->nfr, old = l->nfr;
+
+			if (grow((void **)&l->locid, &c2, fid + 1, sizeof(*l->locid)))
+				return -ENOMEM;
+			memset(l->locid + old, 0, (c2 - old) * sizeof(*l->locid));
+			l->nfr = c2;
+		}
+		if (!l->locid[fid]) {
+			const struct heap_frame *f = heap_sites__frame(r->hs, fid);
+			struct pprof_line line = { pprof__function(l->p, f->func, f->file, 0),
+						   f->line };
+
+			if (!line.function_id)
+				return -ENOMEM;
+			l->locid[fid] = pprof__location(l->p, l->map, f->pc, &line, 1);
+			if (!l->locid[fid])
+				return -ENOMEM;
+		}
+		l->locs[k] = l->locid[fid];
+	}
+	return 0;
+}
+
+/*
+ * The runtime's buckets, one sample each (four values, the object size as a "bytes"
+ * label); in BPF mode the sites, allocation values only.
+ */
 static int write_pprof(struct hp_run *r, const char *path)
 {
-	struct pprof *p = pprof__new();
 	const struct proc_target *t = &r->m->proc;
-	uint64_t map = 0, start = 0, limit = 0, off = 0, *locs = NULL, *locid = NULL;
-	size_t nfr = 0;
+	struct pp_locs l = { .p = pprof__new() };
+	uint64_t start = 0, limit = 0, off = 0;
 	int err = -ENOMEM;
-	char comment[160];
+	char comment[200];
 
-	if (!p)
+	if (!l.p)
 		goto fail;
 	for (int i = 0; i < t->nmaps; i++) {
 		if (strchr(t->maps[i].perms, 'x')) {
@@ -948,30 +1308,48 @@ static int write_pprof(struct hp_run *r, const char *path)
 			break;
 		}
 	}
-	if (pprof__add_sample_type(p, "alloc_objects", "count") ||
-	    pprof__add_sample_type(p, "alloc_space", "bytes") ||
-	    pprof__add_sample_type(p, "inuse_objects", "count") ||
-	    pprof__add_sample_type(p, "inuse_space", "bytes") ||
-	    pprof__set_period(p, "space", "bytes", r->rate) ||
-	    pprof__set_default_sample_type(p, "inuse_space"))
+	if (pprof__add_sample_type(l.p, "alloc_objects", "count") ||
+	    pprof__add_sample_type(l.p, "alloc_space", "bytes") ||
+	    (!r->use_bpf && (pprof__add_sample_type(l.p, "inuse_objects", "count") ||
+			     pprof__add_sample_type(l.p, "inuse_space", "bytes"))) ||
+	    pprof__set_period(l.p, "space", "bytes",
+			      r->use_bpf ? (int64_t)r->bs.period : r->rate) ||
+	    pprof__set_default_sample_type(l.p, r->use_bpf ? "alloc_space" : "inuse_space"))
 		goto fail;
-	pprof__set_time(p, r->wall0, (int64_t)(r->t1 - r->t0));
-	snprintf(comment, sizeof(comment), "gotrace heap: the runtime's heap profile of process "
-		 "%d (%s), MemProfileRate %" PRId64, (int)t->pid, r->m->bi.version, r->rate);
-	if (pprof__add_comment(p, comment))
+	pprof__set_time(l.p, r->wall0, (int64_t)(r->t1 - r->t0));
+	if (r->use_bpf)
+		snprintf(comment, sizeof(comment), "gotrace heap: allocations of process %d (%s) "
+			 "sampled in BPF at %s over %.1f s, scaled to the runtime's total; no "
+			 "in-use figures", (int)t->pid, r->m->bi.version, r->bs.at,
+			 (double)(r->t1 - r->t0) / 1e9);
+	else
+		snprintf(comment, sizeof(comment), "gotrace heap: the runtime's heap profile of "
+			 "process %d (%s), MemProfileRate %" PRId64, (int)t->pid, r->m->bi.version,
+			 r->rate);
+	if (pprof__add_comment(l.p, comment))
 		goto fail;
-	map = pprof__add_mapping(p, start, limit, off, t->exe_path, NULL);
-	if (!map)
+	l.map = pprof__add_mapping(l.p, start, limit, off, t->exe_path, NULL);
+	if (!l.map)
 		goto fail;
-	for (size_t i = 0; i < r->s1.n; i++) {
+	for (size_t i = 0; r->use_bpf && i < r->nsites; i++) {
+		const struct site *s = &r->sites[i];
+		int64_t vals[2] = { (int64_t)s->alloc_objects, (int64_t)s->alloc_bytes };
+		uint32_t n;
+
+		err = pp_stack(r, &l, s->shown, &n);
+		if (!err)
+			err = pprof__add_sample(l.p, l.locs, n, vals, 2, NULL, 0);
+		if (err)
+			goto fail;
+	}
+	for (size_t i = 0; !r->use_bpf && i < r->s1.n; i++) {
 		const struct heap_bucket *b = &r->s1.b[i];
-		struct heap_stack st;
 		struct pprof_label lab = { "bytes", NULL, (int64_t)b->size, NULL };
 		uint64_t al, fr;
 		int64_t vals[4];
 		double o, bytes;
 		long raw, id;
-		size_t cap;
+		uint32_t n;
 
 		heap_snapshot__counts(&r->s1, b, HEAP_VIEW_PUBLISHED, &al, &fr);
 		if (!al)
@@ -988,48 +1366,21 @@ static int write_pprof(struct hp_run *r, const char *path)
 		heap_scale(al - fr, (al - fr) * b->size, r->rate, &o, &bytes);
 		vals[2] = (int64_t)o;
 		vals[3] = (int64_t)bytes;
-		heap_sites__stack(r->hs, (uint32_t)id, &st);
-		cap = nfr;
-		if (grow((void **)&locs, &cap, st.n + 1, sizeof(*locs)))
-			goto fail;
-		for (uint32_t k = 0; k < st.n; k++) {
-			uint32_t fid = (uint32_t)st.frames[k];
-
-			if (fid >= nfr) {
-				size_t c2 = nfr, old = nfr;
-
-				if (grow((void **)&locid, &c2, fid + 1, sizeof(*locid)))
-					goto fail;
-				memset(locid + old, 0, (c2 - old) * sizeof(*locid));
-				nfr = c2;
-			}
-			if (!locid[fid]) {
-				const struct heap_frame *f = heap_sites__frame(r->hs, fid);
-				struct pprof_line line = { pprof__function(p, f->func, f->file, 0),
-							   f->line };
-
-				if (!line.function_id)
-					goto fail;
-				locid[fid] = pprof__location(p, map, f->pc, &line, 1);
-				if (!locid[fid])
-					goto fail;
-			}
-			locs[k] = locid[fid];
-		}
-		err = pprof__add_sample(p, locs, st.n, vals, 4, &lab, 1);
+		err = pp_stack(r, &l, (uint32_t)id, &n);
+		if (!err)
+			err = pprof__add_sample(l.p, l.locs, n, vals, 4, &lab, 1);
 		if (err)
 			goto fail;
-		err = -ENOMEM;
 	}
-	free(locs);
-	free(locid);
-	err = pprof__write(p, path);
-	pprof__free(p);
+	free(l.locs);
+	free(l.locid);
+	err = pprof__write(l.p, path);
+	pprof__free(l.p);
 	return err;
 fail:
-	free(locs);
-	free(locid);
-	pprof__free(p);
+	free(l.locs);
+	free(l.locid);
+	pprof__free(l.p);
 	gt_seterr("cannot build the pprof profile: %s", strerror(-err));
 	return err;
 }
@@ -1048,6 +1399,37 @@ static void locate_pause_hist(struct hp_run *r)
 	r->ha.gc_pauses = v->addr[HV_MEMSTATS] + v->lay.ms_gc_pause_dist;
 	r->ha.gc_pauses_name = "memstats.gcPauseDist";
 	vlog("gotrace: GC pause histogram at memstats.gcPauseDist (%s)\n", r->ha.gc_why);
+}
+
+/*
+ * Sample in BPF when the runtime samples nothing (unless --no-bpf) or with --bpf. Without
+ * BPF (no root, no probe site...) the report says why; with --bpf that is an error.
+ */
+static int start_bpf(struct hp_run *r, const struct hp_env *env)
+{
+	struct heap_gc g;
+	char off[300];
+	int err;
+
+	err = heap_reader__read_gc(r->hr, &g);
+	if (err)
+		return err;
+	r->gc1 = g;
+	if (!env->bpf && (env->no_bpf || !sampling_off(r, off, sizeof(off))))
+		return 0;
+	gt_clearerr();
+	err = heap_bpf__start(r->m, env->pid, &env->bo, &r->hb);
+	if (err && env->bpf)
+		return err;
+	if (err) {
+		snprintf(r->bpf_err, sizeof(r->bpf_err), "%s",
+			 gt_lasterr() ? gt_lasterr() : strerror(-err));
+		vlog("gotrace: no sampling in BPF: %s\n", r->bpf_err);
+		gt_clearerr();
+		return 0;
+	}
+	r->use_bpf = true;
+	return 0;
 }
 
 int cmd_heap(int argc, char **argv)
@@ -1087,6 +1469,11 @@ int cmd_heap(int argc, char **argv)
 	rthist__locate(r.m, &r.ha);
 	gt_clearerr();
 	locate_pause_hist(&r);
+	err = start_bpf(&r, &env);
+	if (err) {
+		ret = cmd_fail("%s", gt_lasterr() ? gt_lasterr() : strerror(-err));
+		goto cleanup;
+	}
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -1125,6 +1512,7 @@ cleanup:
 	heap_snapshot__free(&r.s0);
 	heap_snapshot__free(&r.s1);
 	heap_watch__free(r.hw);
+	heap_bpf__free(r.hb);
 	free(r.sites);
 	heap_sites__free(r.hs);
 	heap_reader__free(r.hr);

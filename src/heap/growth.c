@@ -212,73 +212,75 @@ static int cmp_suspect(const void *a, const void *b)
 	return x->per_min < y->per_min ? 1 : x->per_min > y->per_min ? -1 : 0;
 }
 
-/* Does a series that went from FIRST to CUR with these rises and falls meet the rule? */
-static bool grows(double first, double cur, double up, double down, int rises, double floor_b)
+double heap_growth__floor(int64_t rate)
 {
-	return rises >= HEAP_GROWTH_MIN_RISES && cur - first >= floor_b && 2 * down <= up;
+	double f = GROWTH_MIN_SAMPLES * (double)(rate > 1 ? rate : 1);
+
+	return f < GROWTH_MIN_BYTES ? GROWTH_MIN_BYTES : f;
+}
+
+bool heap_series__grows(const struct heap_series *s, double floor_bytes)
+{
+	return s->rises >= HEAP_GROWTH_MIN_RISES && s->last - s->first >= floor_bytes &&
+	       2 * s->down <= s->up;
+}
+
+void heap_series__add(struct heap_series *s, double value, double floor_bytes)
+{
+	double d = value - s->last;
+
+	if (!s->points++) {
+		s->first = s->last = value;
+		return;
+	}
+	/* Sampled bytes move by whole samples: anything smaller is rounding. */
+	if (d > 0.5) {
+		s->rises++;
+		s->up += d;
+	} else if (d < -0.5) {
+		s->falls++;
+		s->down -= d;
+	}
+	s->last = value;
+	if (!s->flagged_at && heap_series__grows(s, floor_bytes))
+		s->flagged_at = s->points - 1;
 }
 
 int heap_watch__suspects(struct heap_watch *w, const struct heap_suspect **out, size_t *nout)
 {
 	size_t nraw = heap_sites__raw_cnt(w->hs);
-	double *last, *first, *up, *down, *cur, floor_b;
-	int *rises, *falls, *flag_at;
+	double *cur, floor_b = heap_growth__floor(w->rate);
+	struct heap_series *ser;
 	int err = -ENOMEM;
 
 	w->nsus = 0;
 	*out = w->sus;
 	*nout = 0;
-	floor_b = GROWTH_MIN_SAMPLES * (double)(w->rate > 1 ? w->rate : 1);
-	if (floor_b < GROWTH_MIN_BYTES)
-		floor_b = GROWTH_MIN_BYTES;
 	if (w->npts < HEAP_GROWTH_MIN_RISES + 1 || !nraw)
 		return 0;
-	last = calloc(nraw, sizeof(*last));
-	first = calloc(nraw, sizeof(*first));
-	up = calloc(nraw, sizeof(*up));
-	down = calloc(nraw, sizeof(*down));
-	rises = calloc(nraw, sizeof(*rises));
-	falls = calloc(nraw, sizeof(*falls));
-	flag_at = calloc(nraw, sizeof(*flag_at));
+	ser = calloc(nraw, sizeof(*ser));
 	cur = calloc(nraw, sizeof(*cur));
-	if (!last || !first || !up || !down || !rises || !falls || !flag_at || !cur)
+	if (!ser || !cur)
 		goto out;
 	/* Stacks first seen later were at 0 before: every series starts at the first point. */
 	for (size_t p = 0; p < w->npts; p++) {
 		memset(cur, 0, nraw * sizeof(*cur));
 		for (size_t k = 0; k < w->pts[p].n; k++)
 			cur[w->vals[w->pts[p].off + k].raw] += w->vals[w->pts[p].off + k].bytes;
-		for (size_t k = 0; k < nraw; k++) {
-			double d = cur[k] - last[k];
-
-			if (!p) {
-				first[k] = last[k] = cur[k];
-				continue;
-			}
-			/* Sampled bytes move by whole samples: anything smaller is rounding. */
-			if (d > 0.5) {
-				rises[k]++;
-				up[k] += d;
-			} else if (d < -0.5) {
-				falls[k]++;
-				down[k] -= d;
-			}
-			last[k] = cur[k];
-			if (!flag_at[k] &&
-			    grows(first[k], cur[k], up[k], down[k], rises[k], floor_b))
-				flag_at[k] = (int)p;
-		}
+		for (size_t k = 0; k < nraw; k++)
+			heap_series__add(&ser[k], cur[k], floor_b);
 	}
 	for (size_t k = 0; k < nraw; k++) {
 		const struct point *a = &w->pts[0], *b = &w->pts[w->npts - 1];
+		const struct heap_series *x = &ser[k];
 		struct heap_suspect *s;
 		long shown;
 
-		if (rises[k])
+		if (x->rises)
 			dlog("gotrace: growth: stack %zu: %.0f -> %.0f bytes over %zu points, %d "
-			     "rises (%.0f), %d falls (%.0f)\n", k, first[k], last[k], w->npts,
-			     rises[k], up[k], falls[k], down[k]);
-		if (!grows(first[k], last[k], up[k], down[k], rises[k], floor_b))
+			     "rises (%.0f), %d falls (%.0f)\n", k, x->first, x->last, w->npts,
+			     x->rises, x->up, x->falls, x->down);
+		if (!heap_series__grows(x, floor_b))
 			continue;
 		shown = heap_sites__shown_of_raw(w->hs, (uint32_t)k);
 		if (shown < 0 || grow((void **)&w->sus, &w->capsus, w->nsus + 1, sizeof(*w->sus)))
@@ -286,14 +288,14 @@ int heap_watch__suspects(struct heap_watch *w, const struct heap_suspect **out, 
 		s = &w->sus[w->nsus++];
 		s->raw = (uint32_t)k;
 		s->shown = (uint32_t)shown;
-		s->first = first[k];
-		s->last = last[k];
-		s->growth = last[k] - first[k];
+		s->first = x->first;
+		s->last = x->last;
+		s->growth = x->last - x->first;
 		s->per_min = b->mono_ns > a->mono_ns ?
 				     s->growth * 60e9 / (double)(b->mono_ns - a->mono_ns) : 0;
-		s->rises = rises[k];
-		s->falls = falls[k];
-		s->flagged_after = flag_at[k];
+		s->rises = x->rises;
+		s->falls = x->falls;
+		s->flagged_after = x->flagged_at;
 		s->points = (int)w->npts;
 		s->numgc_first = a->numgc;
 		s->numgc_last = b->numgc;
@@ -304,13 +306,7 @@ int heap_watch__suspects(struct heap_watch *w, const struct heap_suspect **out, 
 	*nout = w->nsus;
 	err = 0;
 out:
-	free(last);
-	free(first);
-	free(up);
-	free(down);
-	free(rises);
-	free(falls);
-	free(flag_at);
+	free(ser);
 	free(cur);
 	return err;
 }

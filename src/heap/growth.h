@@ -48,6 +48,24 @@ struct heap_watch_stats {
 
 struct heap_watch;
 
+/* ---- the rule on one series (pure: heap_watch__suspects() applies it to every stack) */
+
+/* One allocation stack's in-use bytes, point after point. */
+struct heap_series {
+	int points;
+	double first, last;	/* the first and the latest value */
+	double up, down;	/* sums of the rises and of the falls */
+	int rises, falls;
+	int flagged_at;		/* the point where the rule was first met, 0 never */
+};
+
+/* The least growth that counts for sampling rate RATE (2 periods, 256 KiB minimum). */
+double heap_growth__floor(int64_t rate);
+/* Add the next point's VALUE to S (start from a zeroed S). */
+void heap_series__add(struct heap_series *s, double value, double floor_bytes);
+/* Does S meet the rule now (with FLOOR_BYTES the least growth)? */
+bool heap_series__grows(const struct heap_series *s, double floor_bytes);
+
 /*
  * Watch R's profile, interning stacks in HS (both outlive it). RATE scales samples
  * (MemProfileRate); AS_OF_GC: the sweep state is readable (heap_gc.have_sweep). NULL on

@@ -54,10 +54,11 @@ const char *heap_locate__name(enum heap_var i)
 
 /*
  * Layouts from the DWARF of real builds (gdb `ptype /o`): runtime.mstats,
- * runtime.gcControllerState, runtime.sweepdata, runtime.memRecordCycle.
+ * runtime.gcControllerState, runtime.sweepdata, runtime.memRecordCycle,
+ * runtime.consistentHeapStats and runtime.heapStatsDelta (1.19, 1.21-1.27 checked).
  * 1.20 is not in the test matrix: its layouts were not checked, so it is refused.
  */
-static int layout_for(int minor, struct heap_layout *l)
+int heap_locate__layout(int minor, struct heap_layout *l)
 {
 	memset(l, 0, sizeof(*l));
 	l->go_minor = minor;
@@ -83,6 +84,13 @@ static int layout_for(int minor, struct heap_layout *l)
 	l->gc_heap_marked = minor == 19 ? 184 : 152;
 	/* sweepdata: 1.22 dropped a field before active. */
 	l->sweep_active_state = minor <= 21 ? 28 : 20;
+	/* heapStatsDelta: 1.25 dropped one of the five memory-stat words that lead it. */
+	l->hs_stride = minor >= 25 ? 1168 : 1176;
+	l->hs_gen = 3 * l->hs_stride;
+	l->hs_tiny_count = minor >= 25 ? 40 : 48;
+	l->hs_large_alloc = l->hs_tiny_count + 8;
+	l->hs_large_count = l->hs_tiny_count + 16;
+	l->hs_small_count = l->hs_tiny_count + 24;
 	return 0;
 }
 
@@ -437,7 +445,7 @@ int heap_locate__find(const struct go_model *m, struct heap_vars *v)
 		gt_seterr("%s: reading the heap profile is implemented for x86-64 only", m->path);
 		return -ENOTSUP;
 	}
-	if (layout_for(m->bi.minor, &v->lay)) {
+	if (heap_locate__layout(m->bi.minor, &v->lay)) {
 		gt_seterr("%s: %s: the heap profile layout is known for go1.19 and go1.21 to "
 			  "go1.27 only", m->path, m->bi.version);
 		return -ENOTSUP;

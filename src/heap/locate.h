@@ -46,6 +46,11 @@ struct heap_layout {
 	uint32_t gc_memory_limit, gc_percent_heap_goal, gc_sweep_dist_min_trigger, gc_triggered,
 		gc_heap_live, gc_heap_marked; /* in gcControllerState */
 	uint32_t sweep_active_state; /* sweepdata.active.state */
+	/*
+	 * mstats.heapStats (at mstats+0): consistentHeapStats {stats [3]heapStatsDelta; gen}.
+	 * In a heapStatsDelta: largeAlloc, largeAllocCount, smallAllocCount[68], tinyAllocCount.
+	 */
+	uint32_t hs_stride, hs_gen, hs_large_alloc, hs_large_count, hs_small_count, hs_tiny_count;
 };
 
 struct heap_vars {
@@ -62,6 +67,8 @@ struct heap_vars {
  * V->why saying why), or -ENOTSUP / -ENOENT with gt_lasterr() set.
  */
 int heap_locate__find(const struct go_model *m, struct heap_vars *v);
+/* The struct layouts of Go 1.MINOR into L. 0, or -ENOTSUP (1.20, before 1.19, after 1.27). */
+int heap_locate__layout(int minor, struct heap_layout *l);
 const char *heap_locate__name(enum heap_var i); /* "runtime.mbuckets", ... */
 /* "agrees", "differs" (.symtab used), "symtab-only", "decoded" (no .symtab), "missing". */
 const char *heap_locate__source(const struct heap_vars *v, enum heap_var i);

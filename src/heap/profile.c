@@ -77,6 +77,24 @@ struct heap_reader *heap_reader__new(const struct go_model *m, struct proc_mem *
 	return r;
 }
 
+struct heap_reader *heap_reader__new_vars(const struct go_model *m, struct proc_mem *mem,
+					  const struct heap_vars *v)
+{
+	struct heap_reader *r = calloc(1, sizeof(*r));
+
+	if (r)
+		r->win = calloc(NWIN, sizeof(*r->win));
+	if (!r || !r->win) {
+		free(r);
+		errno = ENOMEM;
+		return NULL;
+	}
+	r->m = m;
+	r->mem = mem;
+	r->v = *v;
+	return r;
+}
+
 void heap_reader__free(struct heap_reader *r)
 {
 	if (!r)
@@ -179,6 +197,78 @@ int heap_reader__read_pauses(struct heap_reader *r, uint64_t pause_ns[HEAP_PAUSE
 	if (proc_mem__readv(r->mem, q, 2) == -ESRCH)
 		return -ESRCH;
 	return q[0].err ? q[0].err : q[1].err;
+}
+
+/* ---- total allocations */
+
+#define NUM_SIZE_CLASSES 68
+#define HS_MAX_BYTES (3 * 1176 + 8)
+
+/* Object size of each size class, identical in Go 1.19-1.27 (runtime/sizeclasses.go). */
+static const uint16_t class_size[NUM_SIZE_CLASSES] = {
+	0, 8, 16, 24, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240, 256,
+	288, 320, 352, 384, 416, 448, 480, 512, 576, 640, 704, 768, 896, 1024, 1152, 1280, 1408,
+	1536, 1792, 2048, 2304, 2688, 3072, 3200, 3456, 4096, 4864, 5376, 6144, 6528, 6784, 6912,
+	8192, 9472, 9728, 10240, 10880, 12288, 13568, 14336, 16384, 18432, 19072, 20480, 21760,
+	24576, 27264, 28672, 32768,
+};
+
+static uint64_t word_at(const uint8_t *buf, size_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, buf + off, sizeof(v));
+	return v;
+}
+
+void heap_alloc_total(const struct heap_layout *l, const uint8_t *buf, uint64_t *bytes,
+		      uint64_t *objects)
+{
+	*bytes = *objects = 0;
+	/* readmemstats_m: every generation merged, small counts times their class size. */
+	for (int g = 0; g < 3; g++) {
+		const uint8_t *d = buf + (size_t)g * l->hs_stride;
+
+		*bytes += word_at(d, l->hs_large_alloc);
+		*objects += word_at(d, l->hs_large_count) + word_at(d, l->hs_tiny_count);
+		for (int i = 0; i < NUM_SIZE_CLASSES; i++) {
+			uint64_t n = word_at(d, l->hs_small_count + (size_t)i * 8);
+
+			*bytes += n * class_size[i];
+			*objects += n;
+		}
+	}
+}
+
+int heap_reader__read_alloc_total(struct heap_reader *r, uint64_t *bytes, uint64_t *objects)
+{
+	const struct heap_layout *l = &r->v.lay;
+	uint8_t buf[HS_MAX_BYTES];
+	uint32_t gen;
+	int err;
+
+	*bytes = *objects = 0;
+	if (!r->v.addr[HV_MEMSTATS] || !l->hs_stride || l->hs_gen + 4 > sizeof(buf))
+		return -ENOENT;
+	/*
+	 * consistentHeapStats.read() (runtime/metrics) swaps gen, then merges the previous
+	 * generation into the current one and clears it: a read that saw gen move may have
+	 * counted a generation twice or not at all.
+	 */
+	for (int tries = 0; tries < 3; tries++) {
+		err = proc_mem__read(r->mem, rt(r, HV_MEMSTATS, 0), buf, l->hs_gen + 4);
+		if (err)
+			return err;
+		memcpy(&gen, buf + l->hs_gen, sizeof(gen));
+		err = proc_mem__read(r->mem, rt(r, HV_MEMSTATS, l->hs_gen), &gen, sizeof(gen));
+		if (err)
+			return err;
+		if (!memcmp(&gen, buf + l->hs_gen, sizeof(gen))) {
+			heap_alloc_total(l, buf, bytes, objects);
+			return 0;
+		}
+	}
+	return -EAGAIN;
 }
 
 /* ---- the bucket walk */

@@ -77,6 +77,9 @@ struct heap_reader;
  * reader). NULL with errno and gt_lasterr() set when the buckets cannot be located.
  */
 struct heap_reader *heap_reader__new(const struct go_model *m, struct proc_mem *mem);
+/* A reader of the variables V as given (not located), e.g. synthetic ones in tests. */
+struct heap_reader *heap_reader__new_vars(const struct go_model *m, struct proc_mem *mem,
+					  const struct heap_vars *v);
 void heap_reader__free(struct heap_reader *r);
 const struct heap_vars *heap_reader__vars(const struct heap_reader *r);
 
@@ -89,6 +92,21 @@ const struct heap_vars *heap_reader__vars(const struct heap_reader *r);
  */
 int heap_reader__read_pauses(struct heap_reader *r, uint64_t pause_ns[HEAP_PAUSE_RING],
 			     uint64_t pause_end[HEAP_PAUSE_RING]);
+/*
+ * Everything the process allocated so far, as runtime.ReadMemStats counts TotalAlloc and
+ * Mallocs, from the runtime's sharded heap statistics (memstats.heapStats), which take
+ * small allocations when a span leaves an mcache (so up to one span per size class and P
+ * lags) and large ones at once. No allocation is seen, nothing stops: a few KiB read.
+ * 0, -ENOENT (memstats not located), -EAGAIN (the runtime was merging the statistics),
+ * or the read error.
+ */
+int heap_reader__read_alloc_total(struct heap_reader *r, uint64_t *bytes, uint64_t *objects);
+/*
+ * The same sum over a copy BUF of the heapStats words (3 generations and gen) laid out as
+ * L says; the pure part of heap_reader__read_alloc_total(), for tests.
+ */
+void heap_alloc_total(const struct heap_layout *l, const uint8_t *buf, uint64_t *bytes,
+		      uint64_t *objects);
 /* Read the GC statistics (a few words). 0, or -ESRCH when the process is gone. */
 int heap_reader__read_gc(struct heap_reader *r, struct heap_gc *gc);
 /*

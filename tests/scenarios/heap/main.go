@@ -16,7 +16,8 @@
 // The retaining modes keep their rates under CPU load: each tick catches up with the
 // number of operations the elapsed time asks for. Every mode but churn, spin, stacks and
 // idle also runs gcDriver, short-lived garbage (~1 MB/s). -gogc (default 25) sets GOGC (-1:
-// off, then only forced cycles happen); -gc D also calls runtime.GC() every D.
+// off, then only forced cycles happen); -gc D also calls runtime.GC() every D; -rate N sets
+// runtime.MemProfileRate to N first thing (0: the program turns the runtime's sampling off).
 //
 // It serves on 127.0.0.1:
 //
@@ -27,6 +28,9 @@
 //	                        disables memory profiling because runtime.MemProfile is unused)
 //	GET /gc                 runtime.GC()
 //	GET /work               one bytes.Buffer request (wrk load)
+//	GET /allocs?n=N&size=S  N allocations of S bytes on the handler's goroutine, then
+//	                        {"cpu_ns": the process's CPU time meanwhile (user + system:
+//	                        a uprobe's trap is system time of the traced thread)}
 //
 // Ready: it prints "ready PORT PID" on stdout once the load runs.
 package main
@@ -45,6 +49,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -179,6 +184,32 @@ func walk(path uint32, level int) {
 	}
 }
 
+// ---------------------------------------------------------------- allocs
+
+//go:noinline
+func allocLoop(n, size int) {
+	for i := 0; i < n; i++ {
+		b := make([]byte, size) // heap:allocs
+		sinkMu.Lock()
+		sink = b
+		sinkMu.Unlock()
+	}
+}
+
+func cpuNs() int64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+func serveAllocs(w http.ResponseWriter, r *http.Request) {
+	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+	size, _ := strconv.Atoi(r.URL.Query().Get("size"))
+	c0 := cpuNs()
+	allocLoop(n, size)
+	fmt.Fprintf(w, "{\"cpu_ns\": %d}\n", cpuNs()-c0)
+}
+
 // ---------------------------------------------------------------- truth
 
 func serveMemStats(w http.ResponseWriter, r *http.Request) {
@@ -209,7 +240,12 @@ func main() {
 	gogc := flag.Int("gogc", 25, "debug.SetGCPercent")
 	gcEvery := flag.Duration("gc", 0, "also run runtime.GC() this often (forced cycles)")
 	n := flag.Int("n", 50000, "stacks mode: distinct allocation stacks")
+	rate := flag.Int("rate", -1, "runtime.MemProfileRate (-1: leave it)")
 	flag.Parse()
+
+	if *rate >= 0 {
+		runtime.MemProfileRate = *rate
+	}
 
 	if *mode == "stacks" {
 		runtime.MemProfileRate = 1
@@ -267,6 +303,7 @@ func main() {
 	http.HandleFunc("/work", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, handleRequest(int(atomic.AddInt64(&ops, 1))))
 	})
+	http.HandleFunc("/allocs", serveAllocs)
 	http.HandleFunc("/gc", func(w http.ResponseWriter, r *http.Request) {
 		runtime.GC()
 		fmt.Fprintln(w, "ok")
