@@ -3,15 +3,16 @@
  * gotrace contention -p PID: where goroutines wait and for how long, and how long
  * runnable goroutines queue for a CPU, measured from outside.
  *
- * Sampled mode (the default, and the only one built so far): goroutine censuses taken
- * --hz times a second, each charging its interval to every waiting goroutine's stack and
- * wait reason (src/contention/sampler.c); scheduling latency and GC pauses from the
- * runtime's own histograms, read at both ends of the window (src/contention/rthist.c).
- * Nothing is attached to the target: it is only read.
+ * Sampled mode (the default): goroutine censuses taken --hz times a second, each
+ * charging its interval to every waiting goroutine's stack and wait reason
+ * (src/contention/sampler.c). Nothing is attached to the target: it is only read.
  *
- * The exact mode (every park-to-ready interval, and who wakes whom) needs the park/ready
- * probes of the live-goroutine engine; the report already has its fields ("mode",
- * "wakers") and says why they are empty.
+ * Exact mode (--mode exact): every park-to-ready interval measured in the kernel by
+ * uprobes on runtime.gopark and runtime.ready (src/engine/waits.c), with who wakes whom,
+ * under an overhead governor (--budget).
+ *
+ * Both: scheduling latency and GC pauses from the runtime's own histograms, read at both
+ * ends of the window (src/contention/rthist.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +33,7 @@
 #include "cmd/cmds.h"
 #include "contention/rthist.h"
 #include "contention/sampler.h"
+#include "engine/waits.h"
 #include "goruntime/model.h"
 #include "pprof/pprof.h"
 #include "proc/mem.h"
@@ -44,7 +46,8 @@
 #define DEFAULT_MAX_CPU 5.0
 
 static const char contention_help[] =
-	"Usage: gotrace contention -p PID [-d SECONDS] [--hz N] [--pprof FILE] [--json]\n"
+	"Usage: gotrace contention -p PID [-d SECONDS] [--mode sampled|exact] [--hz N]\n"
+	"                          [--budget PCT] [--pprof FILE] [--json]\n"
 	"\n"
 	"Where the goroutines of a running Go process wait, for how long, and how long\n"
 	"runnable goroutines queue for a CPU, measured from outside without stopping it.\n"
@@ -56,6 +59,13 @@ static const char contention_help[] =
 	"interval are undercounted). Scheduling latency (runnable to running) and GC\n"
 	"stop-the-world pauses come from the runtime's own histograms over the window.\n"
 	"\n"
+	"--mode exact measures every park-to-ready interval instead, with uprobes on\n"
+	"runtime.gopark and runtime.ready (root): counts, totals and a latency histogram\n"
+	"per blocking stack, and who wakes whom. Each probe hit costs the target a trap;\n"
+	"a governor keeps that under --budget by detaching the probes for a while, and\n"
+	"then says the totals are partial. Wake-ups by the network poller and the GC\n"
+	"bypass runtime.ready: they are counted, not timed.\n"
+	"\n"
 	"Options:\n"
 	"  -p, --pid PID       the process\n"
 	"  -d, --duration S    how long to watch (default 5 seconds; Ctrl-C ends early)\n"
@@ -66,13 +76,17 @@ static const char contention_help[] =
 	"      --max-cpu PCT   CPU budget in percent of one core (default 5; 0: none):\n"
 	"                      with many goroutines, fewer reads a second\n"
 	"      --system        also count the runtime's own goroutines\n"
-	"      --mode MODE     sampled (default); exact is not built yet\n"
+	"      --mode MODE     sampled (default) or exact\n"
+	"      --budget PCT    exact mode: the probes' average cost on the target, in\n"
+	"                      percent of one CPU (default 5; none: no limit)\n"
+	"      --max-parked N  exact mode: parked goroutines tracked at once (65536)\n"
 	"  -j, --json          JSON output (see docs/json-output.md)\n"
 	"  -h, --help          this help\n"
 	"\n"
 	"Example: gotrace contention -p $(pidof server) -d 10 --pprof block.pb.gz\n";
 
-enum { OPT_HZ = 1000, OPT_PPROF, OPT_TOP, OPT_SYSTEM, OPT_MODE, OPT_MAX_CPU };
+enum { OPT_HZ = 1000, OPT_PPROF, OPT_TOP, OPT_SYSTEM, OPT_MODE, OPT_MAX_CPU, OPT_BUDGET,
+       OPT_MAX_PARKED };
 
 struct ct_env {
 	pid_t pid;
@@ -82,6 +96,9 @@ struct ct_env {
 	const char *pprof;
 	bool system;
 	double max_cpu; /* percent of one CPU gotrace may use; 0 no limit */
+	bool exact;
+	double budget;	/* exact mode: waits_opts.budget_pct */
+	unsigned int max_parked;
 };
 
 /* One run: what was measured, for the report. */
@@ -100,11 +117,17 @@ struct ct_run {
 	uint64_t samples_failed;
 	uint64_t strata_overrun;	/* strata a census ran into: covered by the next */
 	uint64_t strata_budget;		/* strata the CPU budget had censuses stand for */
+	double w_sum, w_sq;		/* censuses' weights (strata they stand for): n_eff */
 	char last_census_err[256];
 	bool target_exited, interrupted;
 	double census_ms_sum, census_ms_max;
 	uint64_t cpu_ns;		/* gotrace's own CPU time while sampling */
 	struct proc_mem_stats mem_stats;
+	/* Exact mode. */
+	struct waits *w;
+	struct waits_stats ws;
+	uint64_t still_parked;
+	int ingest_err;
 };
 
 static volatile sig_atomic_t stop;
@@ -144,6 +167,8 @@ static int parse_args(int argc, char **argv, struct ct_env *env)
 		{ "system", no_argument, NULL, OPT_SYSTEM },
 		{ "mode", required_argument, NULL, OPT_MODE },
 		{ "max-cpu", required_argument, NULL, OPT_MAX_CPU },
+		{ "budget", required_argument, NULL, OPT_BUDGET },
+		{ "max-parked", required_argument, NULL, OPT_MAX_PARKED },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -200,11 +225,31 @@ static int parse_args(int argc, char **argv, struct ct_env *env)
 			break;
 		case OPT_MODE:
 			if (!strcmp(optarg, "exact"))
-				return cmd_fail("the exact mode (every park and wake-up probed, and "
-						"who wakes whom) is not built yet: run without "
-						"--mode for the sampled estimate");
-			if (strcmp(optarg, "sampled"))
-				return cmd_fail("invalid --mode '%s': use sampled", optarg);
+				env->exact = true;
+			else if (!strcmp(optarg, "sampled"))
+				env->exact = false;
+			else
+				return cmd_fail("invalid --mode '%s': use sampled or exact",
+						optarg);
+			break;
+		case OPT_BUDGET:
+			errno = 0;
+			if (!strcmp(optarg, "none")) {
+				env->budget = -1;
+				break;
+			}
+			env->budget = strtod(optarg, &end);
+			if (errno || *end || !(env->budget > 0) || env->budget > 100)
+				return cmd_fail("invalid --budget '%s': expected a percentage "
+						"of one CPU above 0, or none", optarg);
+			break;
+		case OPT_MAX_PARKED:
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *end || v < 1 || v > (1 << 24))
+				return cmd_fail("invalid --max-parked '%s': expected 1 to %d",
+						optarg, 1 << 24);
+			env->max_parked = (unsigned int)v;
 			break;
 		case 'j':
 			env_json = true;
@@ -335,6 +380,8 @@ static int sample(struct ct_run *r, const struct ct_env *env)
 			/* The census's instant: the middle of the time it took. */
 			err = contention__sample(r->ct, c, r->mem, t0 + (t1 - t0) / 2,
 						 ((int64_t)kend - kcov) * period);
+			r->w_sum += (double)((int64_t)kend - kcov);
+			r->w_sq += (double)((int64_t)kend - kcov) * (double)((int64_t)kend - kcov);
 			census__free(c);
 			if (err)
 				return err;
@@ -379,6 +426,135 @@ static int sample(struct ct_run *r, const struct ct_env *env)
 		gt_seterr("could not read the goroutines of process %d: %s", env->pid,
 			  r->last_census_err[0] ? r->last_census_err : strerror(-first_err));
 		return first_err ? first_err : -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- exact mode */
+
+/* Symbolization PCs of a probe's stack: the probed instruction, then return addresses - 1. */
+static uint32_t probe_pcs(uint64_t probe_pc, const struct waits_stack *k, uint64_t *out)
+{
+	uint32_t n = 0;
+
+	if (!k->depth)
+		return 0;
+	out[n++] = probe_pc;
+	for (int i = 0; i < k->depth; i++)
+		out[n++] = k->pcs[i] ? k->pcs[i] - 1 : 0;
+	return n;
+}
+
+/* Nearest-rank p99 of a site's histogram: the upper bound of its bucket, at most MAX. */
+static uint64_t hist_p99(const uint64_t *h, uint64_t count, uint64_t max)
+{
+	uint64_t rank = (count * 99 + 99) / 100, cum = 0;
+
+	for (int i = 0; i < WT_HIST_SLOTS; i++) {
+		cum += h[i];
+		if (h[i] && cum >= rank) {
+			uint64_t hi = i + 1 < WT_HIST_SLOTS ? waits__hist_lower(i + 1) : max;
+
+			return hi < max ? hi : max;
+		}
+	}
+	return max;
+}
+
+struct ingest {
+	struct ct_run *r;
+	uint64_t park_pc, ready_pc;
+	uint64_t pcs[2][WT_MAX_STACK + 1];
+};
+
+static int ingest_site(void *ctx, const struct waits_site *s)
+{
+	struct ingest *in = ctx;
+	uint32_t n = probe_pcs(in->park_pc, &s->stack, in->pcs[0]);
+	uint64_t p99 = hist_p99(s->hist, s->count, s->max_ns);
+	int err = contention__add_site(in->r->ct, in->pcs[0], n, s->stack.truncated, s->reason,
+				       s->count, s->total_ns, p99, s->max_ns, s->hist,
+				       WT_HIST_SLOTS);
+
+	if (err)
+		in->r->ingest_err = err;
+	return err;
+}
+
+static int ingest_waker(void *ctx, const struct waits_waker *k)
+{
+	struct ingest *in = ctx;
+	uint32_t wn = probe_pcs(in->ready_pc, &k->waker, in->pcs[0]);
+	uint32_t en = probe_pcs(in->park_pc, &k->wakee, in->pcs[1]);
+	int err = contention__add_waker(in->r->ct, in->pcs[0], wn, k->waker.truncated, in->pcs[1],
+					en, k->wakee.truncated, k->reason, k->count, k->total_ns);
+
+	if (err)
+		in->r->ingest_err = err;
+	return err;
+}
+
+/*
+ * Trace every park and wake-up until the deadline, a signal or the target's exit, then
+ * detach and fold the kernel's aggregates into the report. 0 or -errno.
+ */
+static int run_exact(struct ct_run *r, const struct ct_env *env)
+{
+	struct waits_opts o = { .budget_pct = env->budget, .max_parked = env->max_parked };
+	struct ingest *in;
+	uint64_t cpu0, deadline;
+	int err;
+
+	err = waits__attach(r->m, env->pid, &o, &r->w);
+	if (err)
+		return err;
+	r->wall_start = (int64_t)now_ns(CLOCK_REALTIME);
+	cpu0 = cpu_ns();
+	read_hists(r, 0);
+	/* Callers comparing with the target's own counters start their window on this line. */
+	elog("gotrace: tracing every park and wake-up of process %d for %g s; Ctrl-C to stop\n",
+	     env->pid, env->seconds);
+	r->t_start = now_ns(CLOCK_MONOTONIC);
+	deadline = r->t_start + (uint64_t)(env->seconds * 1e9);
+	while (!stop) {
+		uint64_t now = now_ns(CLOCK_MONOTONIC), left;
+		struct timespec ts;
+
+		if (now >= deadline)
+			break;
+		if (kill(env->pid, 0) && errno == ESRCH) {
+			r->target_exited = true;
+			break;
+		}
+		left = deadline - now < 50000000ULL ? deadline - now : 50000000ULL;
+		ts.tv_sec = (time_t)(left / 1000000000ULL);
+		ts.tv_nsec = (long)(left % 1000000000ULL);
+		clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+	}
+	r->interrupted = stop;
+	r->t_end = now_ns(CLOCK_MONOTONIC);
+	read_hists(r, 1);
+	waits__stop(r->w);
+	err = waits__poll(r->w, &r->ws);
+	if (err)
+		return err;
+	r->still_parked = waits__still_parked(r->w);
+	r->cpu_ns = cpu_ns() - cpu0;
+
+	in = calloc(1, sizeof(*in));
+	if (!in)
+		return -ENOMEM;
+	in->r = r;
+	in->park_pc = r->ws.probes[WT_PROBE_GOPARK].pc;
+	in->ready_pc = r->ws.probes[WT_PROBE_READY].pc;
+	waits__foreach_site(r->w, ingest_site, in);
+	if (!r->ingest_err)
+		waits__foreach_waker(r->w, ingest_waker, in);
+	free(in);
+	contention__finish(r->ct);
+	if (r->ingest_err) {
+		gt_seterr("out of memory");
+		return r->ingest_err;
 	}
 	return 0;
 }
@@ -460,29 +636,18 @@ static const char *base_name(const char *p)
 	return s ? s + 1 : p;
 }
 
-static struct json_object *report_json(struct ct_run *r, const struct ct_env *env)
+/* The sampled mode's own fields. */
+static void sampled_json(struct json_object *o, struct ct_run *r, const struct ct_env *env)
 {
 	const struct ct_stats *st = contention__stats(r->ct);
-	struct json_object *o = json_object_new_object(), *a, *x, *fr;
-	const struct ct_reason_total *rs;
-	const struct ct_runnable *lr;
-	struct rthist d;
-	size_t nr, nl;
-	int err;
+	struct json_object *x;
 
-	json_object_object_add(o, "pid", json_object_new_int(env->pid));
-	json_object_object_add(o, "binary", json_object_new_string(r->m->proc.exe_path));
-	json_object_object_add(o, "go_version", json_object_new_string(r->m->bi.version));
-	json_object_object_add(o, "mode", json_object_new_string("sampled"));
-	json_object_object_add(o, "duration_ns", jint(r->t_end - r->t_start));
-	x = json_object_new_object();
-	json_object_object_add(x, "start_mono_ns", jint(r->t_start));
-	json_object_object_add(x, "end_mono_ns", jint(r->t_end));
-	json_object_object_add(x, "start_unix_ns", jint((uint64_t)r->wall_start));
-	json_object_object_add(o, "window", x);
 	json_object_object_add(o, "hz", json_object_new_int(env->hz));
 	json_object_object_add(o, "samples", jint(st->samples));
 	json_object_object_add(o, "samples_failed", jint(r->samples_failed));
+	/* Censuses standing for more strata weigh more: Kish's effective sample size. */
+	json_object_object_add(o, "effective_samples", json_object_new_double(
+					  r->w_sq > 0 ? r->w_sum * r->w_sum / r->w_sq : 0));
 	json_object_object_add(o, "effective_hz", json_object_new_double(
 					  r->t_end > r->t_start ?
 						  (double)st->samples * 1e9 / (double)(r->t_end - r->t_start) :
@@ -494,8 +659,6 @@ static struct json_object *report_json(struct ct_run *r, const struct ct_env *en
 		json_object_object_add(o, "last_census_error",
 				       json_object_new_string(r->last_census_err));
 	json_object_object_add(o, "resolution_ns", jint(contention__resolution_ns(r->ct)));
-	json_object_object_add(o, "interrupted", json_object_new_boolean(r->interrupted));
-	json_object_object_add(o, "target_exited", json_object_new_boolean(r->target_exited));
 
 	x = json_object_new_object();
 	json_object_object_add(x, "max", jint(st->goroutines_max));
@@ -528,6 +691,133 @@ static struct json_object *report_json(struct ct_run *r, const struct ct_env *en
 	json_object_object_add(x, "read_bytes", jint(r->mem_stats.bytes));
 	json_object_object_add(x, "read_failures", jint(r->mem_stats.failures));
 	json_object_object_add(o, "cost", x);
+}
+
+/* The exact mode's own fields: probes, governor, and everything not charged. */
+static void exact_json(struct json_object *o, struct ct_run *r, const struct ct_env *env)
+{
+	const struct waits_stats *ws = &r->ws;
+	struct json_object *x = json_object_new_object(), *a, *e;
+	uint64_t unseen = ws->c[WT_CNT_UNSEEN_WAKE];
+	double on;
+
+	a = json_object_new_array();
+	for (int id = 0; id < WT_PROBE__CNT; id++) {
+		const struct waits_probe_stats *p = &ws->probes[id];
+
+		e = json_object_new_object();
+		json_object_object_add(e, "function", json_object_new_string(p->func));
+		json_object_object_add(e, "instruction", json_object_new_string(p->insn));
+		json_object_object_add(e, "kind", json_object_new_string(p->kind));
+		json_object_object_add(e, "hits", jint(p->hits));
+		json_object_object_add(e, "cost_ns", json_object_new_double(p->cost_ns));
+		json_object_object_add(e, "trap_ns", json_object_new_double(p->trap_ns));
+		json_object_object_add(e, "bpf_ns", json_object_new_double(p->prog_ns));
+		json_object_array_add(a, e);
+	}
+	json_object_object_add(x, "probes", a);
+	json_object_object_add(x, "trap_cost_timed", json_object_new_boolean(ws->calibrated));
+	json_object_object_add(x, "budget_percent", ws->budget_pct < 0 ? NULL :
+				json_object_new_double(ws->budget_pct));
+	json_object_object_add(x, "cost_percent", json_object_new_double(ws->avg_cost_pct));
+	json_object_object_add(x, "partial", json_object_new_boolean(ws->partial));
+	on = ws->on_s + ws->off_s > 0 ? ws->on_s / (ws->on_s + ws->off_s) : 1;
+	json_object_object_add(x, "on_fraction", json_object_new_double(on));
+	json_object_object_add(x, "off_windows", jint(ws->off_windows));
+	json_object_object_add(x, "first_off_s", ws->first_off_s < 0 ? NULL :
+				json_object_new_double(ws->first_off_s));
+	json_object_object_add(x, "governor", json_object_new_string(ws->governor));
+	json_object_object_add(x, "parks", jint(ws->c[WT_CNT_PARKED]));
+	json_object_object_add(x, "wakeups", jint(ws->c[WT_CNT_WOKEN]));
+	json_object_object_add(x, "woken_by_scheduler", jint(ws->c[WT_CNT_WAKER_NONE]));
+	json_object_object_add(x, "still_parked", jint(r->still_parked));
+
+	e = json_object_new_object();
+	json_object_object_add(e, "count", jint(unseen));
+	a = json_object_new_array();
+	for (int k = 0; k < WT_MAX_WAITREASONS; k++) {
+		struct json_object *y;
+
+		if (!ws->unseen_reason[k])
+			continue;
+		y = json_object_new_object();
+		json_object_object_add(y, "reason", json_object_new_string(
+						contention__reason_name(r->ct, k)));
+		json_object_object_add(y, "count", jint(ws->unseen_reason[k]));
+		json_object_array_add(a, y);
+	}
+	json_object_object_add(e, "by_reason", a);
+	json_object_object_add(e, "why", json_object_new_string(
+		"woken without runtime.ready (the network poller and the GC ready goroutines "
+		"through injectglist; aborted parks): seen when the goroutine parks again, not "
+		"timed"));
+	json_object_object_add(x, "unseen_wakeups", e);
+
+	e = json_object_new_object();
+	json_object_object_add(e, "ready_without_park", jint(ws->c[WT_CNT_READY_NO_PARK]));
+	json_object_object_add(e, "spanning_detach", jint(ws->c[WT_CNT_STALE]));
+	json_object_object_add(e, "park_table_full", jint(ws->c[WT_CNT_PARKED_FULL]));
+	json_object_object_add(e, "site_table_full", jint(ws->c[WT_CNT_SITES_FULL]));
+	json_object_object_add(e, "waker_table_full", jint(ws->c[WT_CNT_WAKERS_FULL]));
+	json_object_object_add(e, "stack_table_full", jint(ws->c[WT_CNT_STACKS_FULL]));
+	json_object_object_add(e, "read_errors", jint(ws->c[WT_CNT_READ_ERR]));
+	json_object_object_add(e, "stacks_truncated", jint(ws->c[WT_CNT_STACK_TRUNC]));
+	json_object_object_add(x, "lost", e);
+	json_object_object_add(x, "system_sites_left_out",
+			       jint(contention__stats(r->ct)->system_sites));
+	json_object_object_add(o, "exact", x);
+
+	x = json_object_new_object();
+	json_object_object_add(x, "cpu_ns", jint(r->cpu_ns));
+	json_object_object_add(x, "cpu_share", json_object_new_double(
+		r->t_end > r->t_start ? (double)r->cpu_ns / (double)(r->t_end - r->t_start) : 0));
+	json_object_object_add(x, "target_cpu_share_estimate",
+			       json_object_new_double(ws->avg_cost_pct / 100.0));
+	json_object_object_add(o, "cost", x);
+	(void)env;
+}
+
+/* A stack of the report: its site frame, the call it made there, every frame. */
+static struct json_object *stack_json(const struct ct_stack *k)
+{
+	struct json_object *o = json_object_new_object(), *fr = json_object_new_array();
+
+	json_object_object_add(o, "at", k && k->nframes ? frame_json(&k->frames[k->blocked_at])
+						       : NULL);
+	json_object_object_add(o, "call", k && k->nframes ?
+				json_object_new_string(k->frames[k->top].func) : NULL);
+	for (uint32_t f = 0; k && f < k->nframes; f++)
+		json_object_array_add(fr, frame_json(&k->frames[f]));
+	json_object_object_add(o, "stack", fr);
+	json_object_object_add(o, "stack_truncated", json_object_new_boolean(k && k->truncated));
+	return o;
+}
+
+static struct json_object *report_json(struct ct_run *r, const struct ct_env *env)
+{
+	struct json_object *o = json_object_new_object(), *a, *x, *fr;
+	const struct ct_reason_total *rs;
+	const struct ct_runnable *lr;
+	struct rthist d;
+	size_t nr, nl;
+	int err;
+
+	json_object_object_add(o, "pid", json_object_new_int(env->pid));
+	json_object_object_add(o, "binary", json_object_new_string(r->m->proc.exe_path));
+	json_object_object_add(o, "go_version", json_object_new_string(r->m->bi.version));
+	json_object_object_add(o, "mode", json_object_new_string(env->exact ? "exact" : "sampled"));
+	json_object_object_add(o, "duration_ns", jint(r->t_end - r->t_start));
+	x = json_object_new_object();
+	json_object_object_add(x, "start_mono_ns", jint(r->t_start));
+	json_object_object_add(x, "end_mono_ns", jint(r->t_end));
+	json_object_object_add(x, "start_unix_ns", jint((uint64_t)r->wall_start));
+	json_object_object_add(o, "window", x);
+	json_object_object_add(o, "interrupted", json_object_new_boolean(r->interrupted));
+	json_object_object_add(o, "target_exited", json_object_new_boolean(r->target_exited));
+	if (env->exact)
+		exact_json(o, r, env);
+	else
+		sampled_json(o, r, env);
 
 	a = json_object_new_array();
 	rs = contention__reasons(r->ct, &nr);
@@ -584,14 +874,46 @@ static struct json_object *report_json(struct ct_run *r, const struct ct_env *en
 		json_object_object_add(x, "total_ns", jint(s->total_ns));
 		json_object_object_add(x, "p99_ns", jint(s->p99_ns));
 		json_object_object_add(x, "max_ns", jint(s->max_ns));
+		if (s->hist) {
+			struct json_object *h = json_object_new_array();
+
+			for (uint32_t b = 0; b < s->nhist; b++) {
+				struct json_object *e;
+
+				if (!s->hist[b])
+					continue;
+				e = json_object_new_object();
+				json_object_object_add(e, "lo_ns", jint(waits__hist_lower(b)));
+				json_object_object_add(e, "hi_ns", b + 1 < s->nhist ?
+							jint(waits__hist_lower(b + 1)) : NULL);
+				json_object_object_add(e, "count", jint(s->hist[b]));
+				json_object_array_add(h, e);
+			}
+			json_object_object_add(x, "histogram", h);
+		}
 		json_object_array_add(a, x);
 	}
 	json_object_object_add(o, "sites", a);
 
-	json_object_object_add(o, "wakers", json_object_new_array());
-	json_object_object_add(o, "wakers_unavailable",
-			       json_object_new_string("who wakes whom needs the exact mode "
-						      "(park/ready probes), not built yet"));
+	a = json_object_new_array();
+	for (size_t i = 0; i < contention__waker_cnt(r->ct); i++) {
+		const struct ct_waker *k = contention__waker(r->ct, i);
+
+		x = json_object_new_object();
+		json_object_object_add(x, "waker", k->waker == UINT32_MAX ? NULL :
+					stack_json(contention__stack(r->ct, k->waker)));
+		json_object_object_add(x, "wakee", stack_json(contention__stack(r->ct, k->wakee)));
+		json_object_object_add(x, "wait_reason", json_object_new_string(
+						contention__reason_name(r->ct, k->reason)));
+		json_object_object_add(x, "count", jint(k->count));
+		json_object_object_add(x, "total_ns", jint(k->total_ns));
+		json_object_array_add(a, x);
+	}
+	json_object_object_add(o, "wakers", a);
+	if (!env->exact)
+		json_object_object_add(o, "wakers_unavailable",
+				       json_object_new_string("who wakes whom needs the exact mode "
+							      "(--mode exact)"));
 
 	if (r->have_ttr) {
 		err = rthist__sub(&r->ttr[1], &r->ttr[0], &d);
@@ -687,17 +1009,91 @@ static void print_hist_line(const char *title, struct json_object *h)
 	       fmt_ns((double)jget_i(h, "max_ns"), c, sizeof(c)), jget_i(h, "count"));
 }
 
+/* "main.worker (main.go:42)" of a stack_json() object, or what it is instead. */
+static const char *site_text(struct json_object *k, char *b, size_t n)
+{
+	struct json_object *at;
+
+	if (!k)
+		snprintf(b, n, "(the scheduler: timer, GC or netpoll)");
+	else if (json_object_object_get_ex(k, "at", &at) && at)
+		snprintf(b, n, "%s (%s:%" PRId64 ")", jget_s(at, "function"),
+			 base_name(jget_s(at, "file") ?: "?"), jget_i(at, "line"));
+	else
+		snprintf(b, n, "(stack unknown)");
+	return b;
+}
+
+static void print_wakers(struct json_object *rep, const struct ct_env *env)
+{
+	struct json_object *a, *e, *k;
+	char b1[32], s1[256], s2[256];
+	size_t n;
+
+	json_object_object_get_ex(rep, "wakers", &a);
+	n = json_object_array_length(a);
+	printf("\nwho wakes whom (of %zu)\n  %10s %8s  %s\n", n, "DELAY", "WAKE-UPS",
+	       "WAKER -> WAKEE");
+	for (size_t i = 0; i < n && (int)i < env->top; i++) {
+		e = json_object_array_get_idx(a, i);
+		json_object_object_get_ex(e, "waker", &k);
+		site_text(k, s1, sizeof(s1));
+		json_object_object_get_ex(e, "wakee", &k);
+		printf("  %10s %8" PRId64 "  %s\n      -> %s [%s]\n",
+		       fmt_ns((double)jget_i(e, "total_ns"), b1, sizeof(b1)), jget_i(e, "count"),
+		       s1, site_text(k, s2, sizeof(s2)), jget_s(e, "wait_reason") ?: "?");
+	}
+}
+
+static void print_exact_cost(struct json_object *rep)
+{
+	struct json_object *x, *u, *l, *p;
+	int64_t lost = 0;
+
+	json_object_object_get_ex(rep, "exact", &x);
+	json_object_object_get_ex(x, "unseen_wakeups", &u);
+	json_object_object_get_ex(x, "lost", &l);
+	json_object_object_foreach(l, key, val) {
+		if (strcmp(key, "stacks_truncated"))
+			lost += json_object_get_int64(val);
+	}
+	printf("governor: %s\n", jget_s(x, "governor") ?: "?");
+	if (jget_i(u, "count") > 0)
+		printf("not timed: %" PRId64 " wake-ups without runtime.ready (netpoll, GC, "
+		       "aborted parks)\n", jget_i(u, "count"));
+	if (lost > 0)
+		printf("not charged: %" PRId64 " intervals or parks (see \"lost\" in --json)\n",
+		       lost);
+	json_object_object_get_ex(x, "probes", &p);
+	for (size_t i = 0; i < json_object_array_length(p); i++) {
+		struct json_object *e = json_object_array_get_idx(p, i);
+
+		printf("probe %s: %" PRId64 " hits, %.1f us each (%s)\n", jget_s(e, "function"),
+		       jget_i(e, "hits"),
+		       json_object_get_double(json_object_object_get(e, "cost_ns")) / 1e3,
+		       jget_s(e, "kind"));
+	}
+	printf("cost: about %.2f%% of one CPU for the target (probe traps)\n",
+	       json_object_get_double(json_object_object_get(x, "cost_percent")));
+}
+
 static void print_text(struct json_object *rep, const struct ct_env *env)
 {
 	struct json_object *a, *e, *g;
 	char b1[32], b2[32], b3[32];
 	size_t n;
 
-	printf("pid %" PRId64 " %s %s: %s, %" PRId64 " samples at %d Hz (sampled mode)\n",
-	       jget_i(rep, "pid"), base_name(jget_s(rep, "binary") ?: "?"),
-	       jget_s(rep, "go_version") ?: "?",
-	       fmt_ns((double)jget_i(rep, "duration_ns"), b1, sizeof(b1)),
-	       jget_i(rep, "samples"), env->hz);
+	if (env->exact)
+		printf("pid %" PRId64 " %s %s: %s, every park and wake-up (exact mode)\n",
+		       jget_i(rep, "pid"), base_name(jget_s(rep, "binary") ?: "?"),
+		       jget_s(rep, "go_version") ?: "?",
+		       fmt_ns((double)jget_i(rep, "duration_ns"), b1, sizeof(b1)));
+	else
+		printf("pid %" PRId64 " %s %s: %s, %" PRId64 " samples at %d Hz (sampled mode)\n",
+		       jget_i(rep, "pid"), base_name(jget_s(rep, "binary") ?: "?"),
+		       jget_s(rep, "go_version") ?: "?",
+		       fmt_ns((double)jget_i(rep, "duration_ns"), b1, sizeof(b1)),
+		       jget_i(rep, "samples"), env->hz);
 	if (jget_i(rep, "strata_budget") > 0)
 		printf("(%.1f reads a second on average, to stay within --max-cpu %g%%)\n",
 		       json_object_get_double(json_object_object_get(rep, "effective_hz")),
@@ -736,8 +1132,11 @@ static void print_text(struct json_object *rep, const struct ct_env *env)
 		else
 			printf("(stack unknown)\n");
 	}
-	printf("  (counts are episodes seen %s apart; shorter ones are undercounted)\n",
-	       fmt_ns((double)jget_i(rep, "resolution_ns"), b3, sizeof(b3)));
+	if (!env->exact)
+		printf("  (counts are episodes seen %s apart; shorter ones are undercounted)\n",
+		       fmt_ns((double)jget_i(rep, "resolution_ns"), b3, sizeof(b3)));
+	else
+		print_wakers(rep, env);
 
 	printf("\n");
 	json_object_object_get_ex(rep, "sched_latency", &g);
@@ -747,6 +1146,10 @@ static void print_text(struct json_object *rep, const struct ct_env *env)
 	if (jget_i(rep, "runtime_sync_wait_ns") >= 0)
 		printf("runtime's own sync.Mutex/RWMutex wait estimate: %s\n",
 		       fmt_ns((double)jget_i(rep, "runtime_sync_wait_ns"), b1, sizeof(b1)));
+	if (env->exact) {
+		print_exact_cost(rep);
+		return;
+	}
 	printf("wakers: %s\n", jget_s(rep, "wakers_unavailable"));
 	if (jget_i(rep, "samples_failed") > 0)
 		printf("warning: %" PRId64 " samples failed (%s)\n", jget_i(rep, "samples_failed"),
@@ -811,8 +1214,12 @@ static int write_pprof(struct ct_run *r, const char *path)
 	    pprof__set_default_sample_type(p, "delay"))
 		goto fail;
 	pprof__set_time(p, r->wall_start, (int64_t)(r->t_end - r->t_start));
-	snprintf(comment, sizeof(comment), "gotrace contention, sampled at %" PRIu64 " ns",
-		 contention__resolution_ns(r->ct));
+	if (r->w)
+		snprintf(comment, sizeof(comment), "gotrace contention, exact (park to ready)%s",
+			 r->ws.partial ? ", partial: probes duty-cycled" : "");
+	else
+		snprintf(comment, sizeof(comment), "gotrace contention, sampled at %" PRIu64 " ns",
+			 contention__resolution_ns(r->ct));
 	if (pprof__add_comment(p, comment))
 		goto fail;
 	map = pprof__add_mapping(p, start, limit, off, t->exe_path, NULL);
@@ -884,7 +1291,7 @@ int cmd_contention(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	gt_clearerr();
-	err = sample(&r, &env);
+	err = env.exact ? run_exact(&r, &env) : sample(&r, &env);
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	if (err) {
@@ -914,6 +1321,7 @@ int cmd_contention(int argc, char **argv)
 	ret = 0;
 cleanup:
 	json_object_put(rep);
+	waits__detach(r.w);
 	contention__free(r.ct);
 	proc_mem__free(r.mem);
 	go_model__free(r.m);

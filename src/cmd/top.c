@@ -20,6 +20,7 @@
 #include <json-c/json.h>
 
 #include "cmd/cmds.h"
+#include "contention/schedlat.h"
 #include "engine/gwatch.h"
 #include "engine/session.h"
 #include "goruntime/offsets.h"
@@ -66,6 +67,13 @@ struct top_heap {
 	struct heap_gc first, last;
 	bool ok;
 	char why[256]; /* when !ok: why the heap is not shown */
+};
+
+/* Scheduling latency and GC pauses over the last interval (src/contention/schedlat). */
+struct top_sched {
+	struct schedlat *sl;
+	struct schedlat_sample last;
+	bool have;
 };
 
 static volatile sig_atomic_t exiting;
@@ -277,8 +285,49 @@ static void render_heap(FILE *f, struct top_heap *h, int rows)
 		fprintf(f, "  none\n");
 }
 
+static void fmt_ns(char *b, size_t n, double ns)
+{
+	if (ns < 0)
+		snprintf(b, n, "-");
+	else if (ns < 1e3)
+		snprintf(b, n, "%.0fns", ns);
+	else if (ns < 1e6)
+		snprintf(b, n, "%.1fus", ns / 1e3);
+	else
+		snprintf(b, n, "%.1fms", ns / 1e6);
+}
+
+static void render_sched(FILE *f, struct top_sched *ts)
+{
+	const struct schedlat_sample *x = &ts->last;
+	char a[32], b[32], c[32];
+
+	if (ts->sl && !ts->have && !schedlat__why(ts->sl, false)[0]) {
+		fprintf(f, "sched latency: measured from the next refresh on\n");
+		return;
+	}
+	if (!ts->have || !x->sched.available) {
+		fprintf(f, "sched latency: unavailable: %s\n",
+			ts->sl ? schedlat__why(ts->sl, false) : "out of memory");
+		return;
+	}
+	fmt_ns(a, sizeof(a), x->sched.p50_ns);
+	fmt_ns(b, sizeof(b), x->sched.p99_ns);
+	fmt_ns(c, sizeof(c), x->sched.max_ns);
+	fprintf(f, "sched latency (last %.1fs, %" PRIu64 " sampled): p50 %s p99 %s max %s", x->interval_s,
+		x->sched.count, a, b, c);
+	if (x->gc.available) {
+		fmt_ns(b, sizeof(b), x->gc.p99_ns);
+		fmt_ns(c, sizeof(c), x->gc.max_ns);
+		fprintf(f, "   GC STW pauses: %" PRIu64 ", p99 %s max %s", x->gc.count, b, c);
+	}
+	if (x->mutex_wait_ns >= 0)
+		fprintf(f, "   mutex wait %.1f ms", x->mutex_wait_ns / 1e6);
+	fprintf(f, "\n");
+}
+
 static void render(FILE *f, struct session *s, struct gwatch *w, const struct top_env *env,
-		   bool paused, struct top_heap *h)
+		   bool paused, struct top_heap *h, struct top_sched *ts)
 {
 	const struct gw_totals *T = gwatch__totals(w);
 	const struct gw_site **sites;
@@ -306,7 +355,9 @@ static void render(FILE *f, struct session *s, struct gwatch *w, const struct to
 			fprintf(f, "%s %s %" PRIu64, sep, gwatch__reason_name(w, r), T->by_reason[r]);
 			sep = ",";
 		}
-	fprintf(f, "\n\nLEAK SUSPECTS\n");
+	fprintf(f, "\n");
+	render_sched(f, ts);
+	fprintf(f, "\nLEAK SUSPECTS\n");
 	for (size_t i = 0; i < ng; i++) {
 		const struct gw_group *g = groups[i];
 
@@ -403,8 +454,31 @@ static void heap_json(struct json_object *root, struct top_heap *h)
 	json_object_object_add(root, "heap_growth_suspects", sus);
 }
 
+static struct json_object *jhist(const struct schedlat_hist *h)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "count", json_object_new_uint64(h->count));
+	json_object_object_add(o, "p50_ns", h->p50_ns >= 0 ? jdouble(h->p50_ns) : NULL);
+	json_object_object_add(o, "p99_ns", h->p99_ns >= 0 ? jdouble(h->p99_ns) : NULL);
+	json_object_object_add(o, "max_ns", h->max_ns >= 0 ? jdouble(h->max_ns) : NULL);
+	return o;
+}
+
+static void sched_json(struct json_object *root, struct top_sched *ts)
+{
+	const struct schedlat_sample *x = &ts->last;
+
+	json_object_object_add(root, "sched_latency",
+			       ts->have && x->sched.available ? jhist(&x->sched) : NULL);
+	json_object_object_add(root, "gc_pauses",
+			       ts->have && x->gc.available ? jhist(&x->gc) : NULL);
+	json_object_object_add(root, "sched_interval_s",
+			       ts->have ? jdouble(x->interval_s) : NULL);
+}
+
 static void print_json(struct session *s, struct gwatch *w, double duration, const char *end,
-		       struct top_heap *h)
+		       struct top_heap *h, struct top_sched *ts)
 {
 	const struct gw_totals *T = gwatch__totals(w);
 	struct json_object *root = json_object_new_object(), *gr = json_object_new_object();
@@ -483,6 +557,7 @@ static void print_json(struct session *s, struct gwatch *w, double duration, con
 	json_object_object_add(health, "last_census_ms", jdouble(s->st.last_census_ms));
 	json_object_object_add(root, "health", health);
 	heap_json(root, h);
+	sched_json(root, ts);
 	json_c_set_serialization_double_format("%.6g", JSON_C_OPTION_THREAD);
 	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 							  JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -492,7 +567,7 @@ static void print_json(struct session *s, struct gwatch *w, double duration, con
 /* ---- the screen */
 
 static void draw(struct session *s, struct gwatch *w, const struct top_env *env, bool paused,
-		 struct top_heap *h)
+		 struct top_heap *h, struct top_sched *ts)
 {
 	char *buf = NULL, *line, *save = NULL;
 	size_t len = 0;
@@ -501,7 +576,7 @@ static void draw(struct session *s, struct gwatch *w, const struct top_env *env,
 
 	if (!f)
 		return;
-	render(f, s, w, env, paused, h);
+	render(f, s, w, env, paused, h, ts);
 	fclose(f);
 	erase();
 	for (line = strtok_r(buf, "\n", &save); line && y < LINES - 1;
@@ -527,6 +602,7 @@ int cmd_top(int argc, char **argv)
 	struct session *s = NULL;
 	struct gwatch *w = NULL;
 	struct top_heap heap = { 0 };
+	struct top_sched sched = { 0 };
 	char end_msg[512] = "";
 	bool screen = false, paused = false, exited = false;
 	double t0, next;
@@ -549,6 +625,7 @@ int cmd_top(int argc, char **argv)
 		goto out;
 	}
 	heap_open(&heap, s);
+	sched.sl = schedlat__new(s->m, s->mem);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	if (!env.batch) {
@@ -563,6 +640,8 @@ int cmd_top(int argc, char **argv)
 	next = t0;
 	while (!exiting) {
 		if (!paused && now_s() >= next - 1e-3 && frames) {
+			if (sched.sl)
+				sched.have = !schedlat__read(sched.sl, &sched.last);
 			err = gwatch__tick(w);
 			if (err == -ESRCH || err == -ESTALE || (err && !session__alive(s))) {
 				exited = true;
@@ -580,9 +659,9 @@ int cmd_top(int argc, char **argv)
 		}
 		if (!paused && now_s() >= next - 1e-3) {
 			if (screen)
-				draw(s, w, &env, paused, &heap);
+				draw(s, w, &env, paused, &heap, &sched);
 			else if (!env.json) {
-				render(stdout, s, w, &env, false, &heap);
+				render(stdout, s, w, &env, false, &heap, &sched);
 				printf("\n");
 				fflush(stdout);
 			}
@@ -601,11 +680,11 @@ int cmd_top(int argc, char **argv)
 				break;
 			if (ch == 'p' || ch == ' ') {
 				paused = !paused;
-				draw(s, w, &env, paused, &heap);
+				draw(s, w, &env, paused, &heap, &sched);
 			}
 			if (ch == 's') {
 				env.sort_growth = !env.sort_growth;
-				draw(s, w, &env, paused, &heap);
+				draw(s, w, &env, paused, &heap, &sched);
 			}
 		} else {
 			double d = next - now_s();
@@ -628,14 +707,15 @@ int cmd_top(int argc, char **argv)
 			(int)env.pid, now_s() - t0);
 	if (env.json)
 		print_json(s, w, now_s() - t0, exited ? (end_msg[0] ? "exec" : "exited") : NULL,
-			   &heap);
+			   &heap, &sched);
 	else if (exited || !env.batch)
-		render(stdout, s, w, &env, false, &heap);
+		render(stdout, s, w, &env, false, &heap, &sched);
 	err = 0;
 out:
 	if (screen)
 		endwin();
 	heap_close(&heap);
+	schedlat__free(sched.sl);
 	gwatch__free(w);
 	session__close(s);
 	return err;

@@ -45,6 +45,8 @@
 struct fn_refs {
 	uint64_t hist[MAX_HITS]; /* timeHistogram receivers (record calls, inlined indexing) */
 	int nhist;
+	uint64_t call[MAX_HITS]; /* of those, the receivers of a call of record() */
+	int ncall;
 	uint64_t rip[MAX_RIP];	 /* every RIP-relative address referenced or LEA-loaded */
 	int nrip;
 };
@@ -150,8 +152,10 @@ static int decode_refs(const struct go_model *m, const char *fname, uint64_t rec
 		}
 		if (insn->id == X86_INS_CALL) {
 			if (x->op_count == 1 && x->operands[0].type == X86_OP_IMM &&
-			    (uint64_t)x->operands[0].imm == record && record && lea[X86_REG_RAX])
+			    (uint64_t)x->operands[0].imm == record && record && lea[X86_REG_RAX]) {
 				add_u64(r->hist, &r->nhist, MAX_HITS, lea[X86_REG_RAX]);
+				add_u64(r->call, &r->ncall, MAX_HITS, lea[X86_REG_RAX]);
+			}
 			memset(lea, 0, sizeof(lea));
 			continue;
 		}
@@ -191,11 +195,14 @@ static int counts_of(enum rthist_layout l)
 }
 
 /*
- * The one histogram FN records into, checked: in a data section and, when recorded
- * inline (1.17-1.19), its underflow word referenced too. 0 when none or ambiguous.
+ * The one histogram FN records into, checked: in a data section and either the receiver
+ * of a call of record(), or (record inlined) an array indexed by 8 whose underflow word,
+ * right after the counts, is referenced too. Other arrays of uint64 indexed in the same
+ * function (memstats.pause_ns and pause_end in gcMarkTermination) are not histograms.
+ * 0 when none or ambiguous.
  */
 static uint64_t one_hist(const struct go_model *m, const struct fn_refs *r, enum rthist_layout l,
-			 bool inlined, char *why, size_t whylen, const char *fname)
+			 char *why, size_t whylen, const char *fname)
 {
 	uint64_t found = 0;
 	int n = 0;
@@ -205,7 +212,10 @@ static uint64_t one_hist(const struct go_model *m, const struct fn_refs *r, enum
 
 		if (!in_data(m, a))
 			continue;
-		if (inlined && !has_u64(r->rip, r->nrip, a + (uint64_t)counts_of(l) * 8))
+		if (!has_u64(r->call, r->ncall, a) &&
+		    !has_u64(r->rip, r->nrip, a + (uint64_t)counts_of(l) * 8))
+			continue;
+		if (found == a)
 			continue;
 		found = a;
 		n++;
@@ -223,7 +233,6 @@ int rthist__locate(const struct go_model *m, struct rthist_addrs *a)
 	struct fn_refs r;
 	uint64_t record = 0, sym, size;
 	int minor = m->bi.minor, err;
-	bool inlined;
 
 	memset(a, 0, sizeof(*a));
 	if (elf_file__machine(m->ef) != EM_X86_64) {
@@ -248,14 +257,13 @@ int rthist__locate(const struct go_model *m, struct rthist_addrs *a)
 	if (rec)
 		record = rec->entry;
 	/* Without the function, every record() was inlined (1.19 does that). */
-	inlined = !rec;
 
 	err = decode_refs(m, "runtime.casgstatus", record, &r);
 	if (err) {
 		snprintf(a->why, sizeof(a->why), "cannot decode runtime.casgstatus: %s",
 			 strerror(-err));
 	} else {
-		a->time_to_run = one_hist(m, &r, a->layout, inlined, a->why, sizeof(a->why),
+		a->time_to_run = one_hist(m, &r, a->layout, a->why, sizeof(a->why),
 					  "runtime.casgstatus");
 		/* totalMutexWaitTime is updated through a LEA'd pointer in the same function. */
 		if (a->time_to_run && minor >= 21 &&
@@ -279,7 +287,7 @@ int rthist__locate(const struct go_model *m, struct rthist_addrs *a)
 			snprintf(a->gc_why, sizeof(a->gc_why),
 				 "cannot decode runtime.gcMarkTermination: %s", strerror(-err));
 		else
-			a->gc_pauses = one_hist(m, &r, a->layout, inlined, a->gc_why,
+			a->gc_pauses = one_hist(m, &r, a->layout, a->gc_why,
 						sizeof(a->gc_why), "runtime.gcMarkTermination");
 		a->gc_pauses_name = "memstats.gcPauseDist";
 	} else if (a->time_to_run) {

@@ -60,6 +60,8 @@ struct contention {
 	size_t site_icap;
 
 	struct ct_reason_total reasons[256];
+	struct ct_waker *wakers;
+	size_t nwakers, wakers_cap;
 	struct trk_set prev, cur;
 	struct ct_runnable longest[CT_LONGEST];
 	size_t nlongest;
@@ -120,9 +122,12 @@ void contention__free(struct contention *ct)
 	free(ct->stacks);
 	free(ct->stack_idx);
 	free(ct->stack_hash);
-	for (size_t i = 0; i < ct->nsites; i++)
+	for (size_t i = 0; i < ct->nsites; i++) {
 		free(ct->sites[i].durs);
+		free(ct->sites[i].hist);
+	}
 	free(ct->sites);
+	free(ct->wakers);
 	free(ct->site_idx);
 	trk_set_free(&ct->prev);
 	trk_set_free(&ct->cur);
@@ -181,6 +186,11 @@ static int symbolize(struct contention *ct, struct ct_stack *s)
 		}
 	}
 	s->top = s->blocked_at ? s->blocked_at - 1 : 0;
+	s->system = s->nframes > 0;
+	for (uint32_t i = 0; i < s->nframes; i++) {
+		if (strncmp(s->frames[i].func, "runtime.", 8))
+			s->system = false;
+	}
 	return 0;
 }
 
@@ -627,6 +637,15 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int cmp_waker(const void *a, const void *b)
+{
+	const struct ct_waker *x = a, *y = b;
+
+	if (x->total_ns != y->total_ns)
+		return x->total_ns > y->total_ns ? -1 : 1;
+	return x->count > y->count ? -1 : x->count < y->count;
+}
+
 static int cmp_site(const void *a, const void *b)
 {
 	const struct ct_site *x = a, *y = b;
@@ -658,13 +677,110 @@ void contention__finish(struct contention *ct)
 			s->p99_ns = s->durs[r ? r - 1 : 0];
 		}
 		/* Sites only seen in the first census were never charged: not of this window. */
-		if (s->count || s->total_ns)
+		if (s->count || s->total_ns) {
 			ct->sites[keep++] = *s;
-		else
+		} else {
 			free(s->durs);
+			free(s->hist);
+		}
 	}
 	ct->nsites = keep;
 	qsort(ct->sites, ct->nsites, sizeof(*ct->sites), cmp_site);
+	qsort(ct->wakers, ct->nwakers, sizeof(*ct->wakers), cmp_waker);
+}
+
+/* Stack id of PCS, or NO_STACK; *SYSTEM when it is the runtime's own goroutine. */
+static uint32_t exact_stack(struct contention *ct, const uint64_t *pcs, uint32_t n, bool trunc,
+			    bool *system)
+{
+	uint32_t id = n ? stack_intern(ct, pcs, n, trunc) : NO_STACK;
+
+	*system = id != NO_STACK && ct->stacks[id]->system && !ct->opts.system;
+	return id;
+}
+
+int contention__add_site(struct contention *ct, const uint64_t *pcs, uint32_t n, bool trunc,
+			 uint8_t reason, uint64_t count, uint64_t total_ns, uint64_t p99_ns,
+			 uint64_t max_ns, const uint64_t *hist, uint32_t nhist)
+{
+	bool system;
+	uint32_t stack = exact_stack(ct, pcs, n, trunc, &system);
+	struct ct_site *s;
+	int64_t i;
+
+	if (ct->finished)
+		return -EINVAL;
+	if (system) {
+		ct->st.system_sites++;
+		return 0;
+	}
+	i = site_intern(ct, stack, reason);
+	if (i < 0)
+		return (int)i;
+	s = &ct->sites[i];
+	s->count += count;
+	s->total_ns += total_ns;
+	s->p99_ns = p99_ns > s->p99_ns ? p99_ns : s->p99_ns;
+	s->max_ns = max_ns > s->max_ns ? max_ns : s->max_ns;
+	if (hist && nhist) {
+		if (!s->hist) {
+			s->hist = calloc(nhist, sizeof(*s->hist));
+			if (!s->hist)
+				return -ENOMEM;
+			s->nhist = nhist;
+		}
+		for (uint32_t k = 0; k < nhist && k < s->nhist; k++)
+			s->hist[k] += hist[k];
+	}
+	ct->reasons[reason].count += count;
+	ct->reasons[reason].total_ns += total_ns;
+	if (stack == NO_STACK)
+		ct->st.no_stack += count;
+	return 0;
+}
+
+int contention__add_waker(struct contention *ct, const uint64_t *wpcs, uint32_t wn, bool wtrunc,
+			  const uint64_t *epcs, uint32_t en, bool etrunc, uint8_t reason,
+			  uint64_t count, uint64_t total_ns)
+{
+	bool system, wsystem;
+	uint32_t wakee = exact_stack(ct, epcs, en, etrunc, &system);
+	uint32_t waker = exact_stack(ct, wpcs, wn, wtrunc, &wsystem);
+
+	if (ct->finished)
+		return -EINVAL;
+	if (system)
+		return 0;
+	for (size_t i = 0; i < ct->nwakers; i++) {
+		struct ct_waker *k = &ct->wakers[i];
+
+		if (k->waker == waker && k->wakee == wakee && k->reason == reason) {
+			k->count += count;
+			k->total_ns += total_ns;
+			return 0;
+		}
+	}
+	if (ct->nwakers == ct->wakers_cap) {
+		size_t ncap = ct->wakers_cap ? 2 * ct->wakers_cap : 64;
+		struct ct_waker *nv = realloc(ct->wakers, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		ct->wakers = nv;
+		ct->wakers_cap = ncap;
+	}
+	ct->wakers[ct->nwakers++] = (struct ct_waker){ waker, wakee, reason, count, total_ns };
+	return 0;
+}
+
+size_t contention__waker_cnt(const struct contention *ct)
+{
+	return ct->nwakers;
+}
+
+const struct ct_waker *contention__waker(const struct contention *ct, size_t i)
+{
+	return i < ct->nwakers ? &ct->wakers[i] : NULL;
 }
 
 size_t contention__site_cnt(const struct contention *ct)

@@ -49,6 +49,7 @@ struct ct_stack {
 				 internal/... machinery (where the program waits) */
 	uint32_t top;	      /* index of the last machinery frame above it: what the user
 				 called (runtime.chanrecv1, sync.(*Mutex).Lock, time.Sleep) */
+	bool system;	      /* every frame is the runtime's own (GC workers, sweeper...) */
 	struct ct_frame *frames;
 	uint64_t pcs[];
 };
@@ -62,6 +63,18 @@ struct ct_site {
 	uint64_t max_ns;
 	uint64_t *durs;	      /* episode durations (internal) */
 	size_t ndurs, cap;
+	uint64_t *hist;	      /* exact mode: latency histogram (add_site), or NULL */
+	uint32_t nhist;
+};
+
+/* Exact mode: who wakes whom. */
+struct ct_waker {
+	uint32_t waker;	      /* contention__stack() id of the goroutine that called ready,
+				 UINT32_MAX: no goroutine (the scheduler: timers, GC) or unknown */
+	uint32_t wakee;	      /* the parked stack */
+	uint8_t reason;
+	uint64_t count;
+	uint64_t total_ns;
 };
 
 struct ct_reason_total {
@@ -86,6 +99,7 @@ struct ct_stats {
 	uint64_t waitsince_failed; /* g.waitsince reads that failed */
 	uint64_t waitsince_splits; /* episodes split because g.waitsince changed */
 	uint64_t census_retries;
+	uint64_t system_sites;	  /* exact mode: sites of runtime goroutines left out */
 };
 
 /* A sampler for the process M was opened on. NULL with errno (ENOMEM). */
@@ -103,6 +117,26 @@ int contention__sample(struct contention *ct, const struct census *c, struct pro
 		       uint64_t t_ns, uint64_t weight_ns);
 /* Close the episodes still open, sort the sites by total_ns and compute p99s. */
 void contention__finish(struct contention *ct);
+
+/*
+ * Exact mode: add a site measured elsewhere (every interval seen), whose stack is PCS[0..N)
+ * (symbolization PCs, innermost first), with its figures and, if HIST, a copy of its NHIST
+ * histogram counts. A stack of the runtime's own goroutines is left out (counted in
+ * stats.system_sites) unless opts.system. Before contention__finish(). 0 or -ENOMEM.
+ */
+int contention__add_site(struct contention *ct, const uint64_t *pcs, uint32_t n, bool trunc,
+			 uint8_t reason, uint64_t count, uint64_t total_ns, uint64_t p99_ns,
+			 uint64_t max_ns, const uint64_t *hist, uint32_t nhist);
+/*
+ * Exact mode: COUNT wake-ups totalling TOTAL_NS of the goroutines parked at stack EPCS by
+ * the goroutine at stack WPCS (WN 0: none or unknown). Same rules. 0 or -ENOMEM.
+ */
+int contention__add_waker(struct contention *ct, const uint64_t *wpcs, uint32_t wn, bool wtrunc,
+			  const uint64_t *epcs, uint32_t en, bool etrunc, uint8_t reason,
+			  uint64_t count, uint64_t total_ns);
+/* Wakers, by total_ns (after contention__finish()). */
+size_t contention__waker_cnt(const struct contention *ct);
+const struct ct_waker *contention__waker(const struct contention *ct, size_t i);
 
 size_t contention__site_cnt(const struct contention *ct);
 const struct ct_site *contention__site(const struct contention *ct, size_t i);

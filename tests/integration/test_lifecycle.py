@@ -315,21 +315,30 @@ def test_governor_churn(spec, targets):
     tr = None
     try:
         time.sleep(0.3)
-        tr = Trace(t.pid, "-i", "2.5", "-d", "4.5")
+        tr = Trace(t.pid, "-i", "2.5", "-d", "60")
         report = tr.next_report()
         churning = not t.truth()["churn"][idx]["done"]
     finally:
         assert t.get("/churnstop?idx=%d" % idx).strip() == "ok"
-        final, err = tr.finish(stop=False) if tr else (None, None)
+        # The churn's last goroutines must have ended before the final report: under
+        # load the worker notices the stop late and its last goroutines run late.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not t.truth()["churn"][idx]["done"]:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        final, err = tr.finish(stop=True) if tr else (None, None)
     t.check()
     assert churning, "the churn ended before the first report: nothing to govern"
     gov = report["governor"]
     names = {p["name"]: p for p in report["probes"]}
     assert gov["partial"], gov
     assert names["newproc1"]["off_windows"] >= 1, names["newproc1"]
-    assert names["newproc1"]["state"] in ("off", "sampling"), names["newproc1"]
-    assert re.search(r"newproc1 (detached|sampling): \S+ hits/s ≈ [0-9.]+ CPU-s/s > budget %g%%"
-                     % gov["budget_pct"], gov["state"]), gov["state"]
+    # Duty cycling: at the instant of the report the probe may be back on for a window
+    # (a starved churn can look cheap for a moment); while off, the report says why.
+    assert names["newproc1"]["state"] in ("off", "sampling", "on"), names["newproc1"]
+    if names["newproc1"]["state"] != "on":
+        assert re.search(r"newproc1 (detached|sampling): \S+ hits/s ≈ [0-9.]+ CPU-s/s > "
+                         r"budget %g%%" % gov["budget_pct"], gov["state"]), gov["state"]
     assert names["newproc1"]["on_s"] < 0.5 * names["newproc1"]["off_s"], names["newproc1"]
     # The estimated cost: the budget, plus the burst the bucket allows, plus overshoot of
     # less than one governor tick per detach at the probes' measured cost.

@@ -16,9 +16,12 @@
 // and serves on 127.0.0.1:
 //
 //	GET /debug/pprof/block, /debug/pprof/mutex   net/http/pprof
+//	GET /blockprof the block profile (debug=1 text) after a line "mono_ns N": the
+//	               CLOCK_MONOTONIC instant it was taken, the clock of gotrace's window
 //	GET /metrics   runtime/metrics: /sched/latencies:seconds and the GC pause histogram
 //	               as JSON {"name": {"buckets": [...], "counts": [...]}},
 //	               /sync/mutex/wait/total:seconds (Go 1.20+) as a number, plus "now_ns"
+//	               and "mono_ns" (CLOCK_MONOTONIC, just before the read)
 //	GET /ops       operations done so far by the load (round trips, items, requests)
 //	GET /setrate?block=N&mutex=N   change the profile rates (benchmarks)
 //	GET /hello     the http mode's request handler
@@ -37,11 +40,21 @@ import (
 	"os"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
 )
+
+// monoNow is CLOCK_MONOTONIC in nanoseconds: the clock gotrace reports its window in.
+func monoNow() int64 {
+	var ts syscall.Timespec
+	syscall.Syscall(syscall.SYS_CLOCK_GETTIME, 1 /* CLOCK_MONOTONIC */, uintptr(unsafe.Pointer(&ts)), 0)
+	return ts.Nano()
+}
 
 var ops uint64
 
@@ -59,7 +72,7 @@ func mutexWorker(mu *sync.Mutex, hold time.Duration) {
 	for {
 		mu.Lock() // contention:mutex
 		spin(hold)
-		mu.Unlock()
+		mu.Unlock() // contention:unlock
 		atomic.AddUint64(&ops, 1)
 	}
 }
@@ -137,7 +150,7 @@ func pinger(ping, pong chan int) {
 func ponger(ping, pong chan int) {
 	for {
 		v := <-ping // contention:pong
-		pong <- v
+		pong <- v   // contention:pongsend
 	}
 }
 
@@ -191,8 +204,9 @@ func serveMetrics(w http.ResponseWriter, r *http.Request) {
 	for i := range samples {
 		samples[i].Name = metricNames[i]
 	}
+	mono := monoNow()
 	metrics.Read(samples)
-	out := map[string]interface{}{}
+	out := map[string]interface{}{"mono_ns": mono}
 	for _, s := range samples {
 		if s.Value.Kind() == metrics.KindFloat64 {
 			out[s.Name] = s.Value.Float64()
@@ -282,6 +296,11 @@ func main() {
 		}()
 	}
 	http.HandleFunc("/metrics", serveMetrics)
+	http.HandleFunc("/blockprof", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "mono_ns %d\n", monoNow())
+		pprof.Lookup("block").WriteTo(w, 1)
+	})
 	// Benchmarks switch Go's own profiles on and off in the same process (same run).
 	http.HandleFunc("/setrate", func(w http.ResponseWriter, r *http.Request) {
 		if v := r.URL.Query().Get("block"); v != "" {
