@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "census/census.h"
+#include "util/hash.h"
 #include "util/log.h"
 
 #define CHUNK 1024		/* goroutines per batch: one process_vm_readv each way */
@@ -224,16 +225,6 @@ static bool in_list(const uint64_t *l, size_t n, uint64_t e)
 			return true;
 	}
 	return false;
-}
-
-static uint64_t hash64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
 }
 
 /* What the unwinder needs about link-time PC; cached: goroutines share their PCs. */

@@ -10,6 +10,7 @@
 
 #include "engine/gwatch.h"
 #include "goruntime/offsets.h"
+#include "util/hash.h"
 #include "util/log.h"
 
 #define RATE_S 10.0 /* window of the creation and exit rates */
@@ -54,19 +55,9 @@ struct gwatch {
 	const struct gw_group **group_view;
 };
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
 static uint64_t group_hash(uint64_t gopc, uint64_t bpc, uint8_t r)
 {
-	return mix(gopc ^ mix(bpc) ^ ((uint64_t)r << 56));
+	return hash64(gopc ^ hash64(bpc) ^ ((uint64_t)r << 56));
 }
 
 /* ---- series */
@@ -153,7 +144,7 @@ static int itab_grow(struct itab *ix, size_t need, void *const *items, bool site
 		if (sites) {
 			const struct gw_site *e = items[i];
 
-			h = mix(e->gopc);
+			h = hash64(e->gopc);
 		} else {
 			const struct gw_group *e = items[i];
 
@@ -176,7 +167,7 @@ static struct gw_site *site_get(struct gwatch *w, uint64_t gopc)
 
 	if (itab_grow(&w->site_ix, w->nsites + 1, (void *const *)w->sites, true))
 		return NULL;
-	for (j = mix(gopc) & (w->site_ix.cap - 1); w->site_ix.slot[j] >= 0;
+	for (j = hash64(gopc) & (w->site_ix.cap - 1); w->site_ix.slot[j] >= 0;
 	     j = (j + 1) & (w->site_ix.cap - 1))
 		if (w->sites[w->site_ix.slot[j]]->gopc == gopc)
 			return w->sites[w->site_ix.slot[j]];
@@ -243,7 +234,7 @@ static struct member *mtab_find(const struct mtab *t, uint64_t goid)
 
 	if (!t->cap)
 		return NULL;
-	for (j = mix(goid) & (t->cap - 1); t->slot[j].goid; j = (j + 1) & (t->cap - 1))
+	for (j = hash64(goid) & (t->cap - 1); t->slot[j].goid; j = (j + 1) & (t->cap - 1))
 		if (t->slot[j].goid == goid)
 			return &t->slot[j];
 	return NULL;
@@ -253,7 +244,7 @@ static struct member *mtab_put(struct mtab *t, uint64_t goid)
 {
 	size_t j;
 
-	for (j = mix(goid) & (t->cap - 1); t->slot[j].goid; j = (j + 1) & (t->cap - 1))
+	for (j = hash64(goid) & (t->cap - 1); t->slot[j].goid; j = (j + 1) & (t->cap - 1))
 		if (t->slot[j].goid == goid)
 			return &t->slot[j];
 	t->slot[j].goid = goid;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine/session.h"
+#include "util/hash.h"
 #include "util/log.h"
 
 #define CENSUS_TRIES 3
@@ -192,14 +193,6 @@ static bool runtime_func(const char *name)
 	       !strncmp(name, "runtime/internal/", 17);
 }
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	return x;
-}
-
 static void sym_fill(struct session *s, uint64_t pc, struct sym_pc *e)
 {
 	struct go_frame fr[SESSION_MAX_FRAMES];
@@ -237,7 +230,7 @@ static int sym_grow(struct symcache *c)
 
 		if (!c->slot[i].pc)
 			continue;
-		for (j = mix(c->slot[i].pc) & (ncap - 1); ns[j].pc; j = (j + 1) & (ncap - 1))
+		for (j = hash64(c->slot[i].pc) & (ncap - 1); ns[j].pc; j = (j + 1) & (ncap - 1))
 			;
 		ns[j] = c->slot[i];
 	}
@@ -257,7 +250,7 @@ const struct sym_pc *session__sym(struct session *s, uint64_t pc)
 		return &unknown;
 	if ((c->n + 1) * 2 > c->cap && sym_grow(c))
 		return &unknown;
-	for (j = mix(pc) & (c->cap - 1); c->slot[j].pc; j = (j + 1) & (c->cap - 1))
+	for (j = hash64(pc) & (c->cap - 1); c->slot[j].pc; j = (j + 1) & (c->cap - 1))
 		if (c->slot[j].pc == pc)
 			return &c->slot[j];
 	sym_fill(s, pc, &c->slot[j]);
