@@ -282,23 +282,26 @@ def start(binary, mode, *args):
         assert not re.search(r"fatal error|panic:|SIGSEGV|SIGTRAP|SIGILL", err), err[-2000:]
 
 
-def profile_reasons(port, line, tries=10):
+def profile_reasons(port, line, tries=60):
     """Wait reasons the program's own goroutine profile (debug=2) shows for the goroutines
-    blocked at main.go:LINE (their innermost main.* frame), over a few snapshots."""
-    out = set()
+    blocked at main.go:LINE (their innermost main.* frame), over snapshots 0.1 s apart: a
+    goroutine that blocks there nearly all the time may be caught running a few times."""
+    out, seen = set(), {}
     for _ in range(tries):
         text = _get(port, "/debug/pprof/goroutine?debug=2")
         for block in text.split("\n\n"):
             m = re.match(r"goroutine \d+ \[([^\],]+)", block)
             fr = re.search(r"^main\.\S+\(.*\)\n\t\S+/main\.go:(\d+) ", block, re.M)
-            if m and fr and int(fr.group(1)) == line and \
-                    m.group(1) not in ("running", "runnable", "syscall"):
+            if not (m and fr and int(fr.group(1)) == line):
+                continue
+            seen[m.group(1)] = seen.get(m.group(1), 0) + 1
+            if m.group(1) not in ("running", "runnable", "syscall"):
                 out.add(m.group(1))
         if out:
             return out
-        time.sleep(0.05)
-    raise gobuild.GroundTruthError("no goroutine blocked at main.go:%d in %d goroutine profiles"
-                                   % (line, tries))
+        time.sleep(0.1)
+    raise gobuild.GroundTruthError("no goroutine blocked at main.go:%d in %d goroutine profiles "
+                                   "(states seen there: %s)" % (line, tries, seen or "none"))
 
 
 def sampled_tolerance(rep, want_ns, k):
