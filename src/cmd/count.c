@@ -848,9 +848,7 @@ static int parse_args(int argc, char **argv, struct count_env *env)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int nopts = argc, c;
-	char *end;
-	long v;
+	int nopts = argc, c, err = 0;
 
 	/* Everything after "--" is CMD: keep getopt away from it. */
 	for (int i = 1; i < argc; i++) {
@@ -864,22 +862,13 @@ static int parse_args(int argc, char **argv, struct count_env *env)
 	while ((c = getopt_long(nopts, argv, "p:e:d:a:o:jvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v <= 0 || v > INT_MAX)
-				return cmd_fail("invalid PID '%s': expected a positive number",
-						optarg);
-			env->pid = (pid_t)v;
+			err = cmd_parse_pid(optarg, &env->pid);
 			break;
 		case 'e':
 			env->exe = optarg;
 			break;
 		case 'd':
-			errno = 0;
-			env->duration = strtod(optarg, &end);
-			if (errno || *end || !(env->duration > 0) || env->duration > 1e7)
-				return cmd_fail("invalid duration '%s': expected seconds, "
-						"e.g. 10 or 0.5", optarg);
+			err = cmd_parse_secs("duration", optarg, CMD_ABOVE_0, 1e7, &env->duration);
 			break;
 		case 'a':
 			if (parse_at(optarg, &env->at))
@@ -905,6 +894,8 @@ static int parse_args(int argc, char **argv, struct count_env *env)
 			return cmd_fail("usage: gotrace count [-p PID | -e BINARY] [-d SECONDS] "
 					"[--at SITES] FUNC... [-- CMD ARGS...]");
 		}
+		if (err)
+			return err;
 	}
 	env->funcs = &argv[optind];
 	env->nfuncs = nopts - optind;

@@ -6,7 +6,6 @@
  * like debug=2). Text or --json.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -58,23 +57,15 @@ static int parse_args(int argc, char **argv, struct gr_env *env)
 		{ "system", no_argument, NULL, 's' },	 { "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },	 { 0 },
 	};
-	int c;
+	int c, err = 0;
 
 	optind = 1;
 	env->json = env_json;
 	while ((c = getopt_long(argc, argv, "p:asjh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'p': {
-			char *end;
-			long v;
-
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v <= 0 || v > 0x7fffffff)
-				return cmd_fail("goroutines: invalid PID '%s'", optarg);
-			env->pid = (pid_t)v;
+		case 'p':
+			err = cmd_parse_pid(optarg, &env->pid);
 			break;
-		}
 		case 'a':
 			env->all = true;
 			break;
@@ -92,6 +83,8 @@ static int parse_args(int argc, char **argv, struct gr_env *env)
 			fputs(goroutines_help, stderr);
 			return 2;
 		}
+		if (err)
+			return err;
 	}
 	if (optind < argc)
 		return cmd_fail("goroutines: unexpected argument '%s' (try --help)", argv[optind]);

@@ -195,43 +195,27 @@ static int parse_args(int argc, char **argv, struct hp_env *env)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	char *end;
-	long v;
-	int c;
+	long v = 0;
+	int c, err = 0;
 
 	while ((c = getopt_long(argc, argv, "p:d:jvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v <= 0 || v > INT_MAX)
-				return cmd_fail("invalid PID '%s': expected a positive number",
-						optarg);
-			env->pid = (pid_t)v;
+			err = cmd_parse_pid(optarg, &env->pid);
 			break;
 		case 'd':
-			errno = 0;
-			env->seconds = strtod(optarg, &end);
-			if (errno || *end || !(env->seconds >= 0) || env->seconds > 1e6)
-				return cmd_fail("invalid duration '%s': expected seconds, e.g. 10, "
-						"0.5, or 0 for one reading", optarg);
+			err = cmd_parse_secs("duration", optarg, 0, 1e6, &env->seconds);
 			break;
 		case OPT_PPROF:
 			env->pprof = optarg;
 			break;
 		case OPT_TOP:
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v < 0 || v > INT_MAX)
-				return cmd_fail("invalid --top '%s': expected a count", optarg);
+			err = cmd_parse_int("--top", optarg, 0, INT_MAX, "a count", &v);
 			env->top = (int)v;
 			break;
 		case OPT_MAX_SITES:
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v < 0 || v > INT_MAX)
-				return cmd_fail("invalid --max-sites '%s': expected a count, 0 for "
-						"all", optarg);
+			err = cmd_parse_int("--max-sites", optarg, 0, INT_MAX, "a count, 0 for all",
+					    &v);
 			env->max_sites = (int)v;
 			break;
 		case OPT_BPF:
@@ -250,23 +234,11 @@ static int parse_args(int argc, char **argv, struct hp_env *env)
 						"mallocgc", optarg);
 			break;
 		case OPT_BUDGET:
-			errno = 0;
-			if (!strcmp(optarg, "none")) {
-				env->bo.budget_pct = -1;
-				break;
-			}
-			env->bo.budget_pct = strtod(optarg, &end);
-			if (errno || *end || !(env->bo.budget_pct > 0) || env->bo.budget_pct > 1e4)
-				return cmd_fail("invalid --budget '%s': expected a percentage "
-						"of one CPU above 0, e.g. 1 or 0.5, or none",
-						optarg);
+			err = cmd_parse_budget(optarg, 1e4, &env->bo.budget_pct);
 			break;
 		case OPT_BPF_PERIOD:
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v < 1 || v > (1L << 40))
-				return cmd_fail("invalid --bpf-period '%s': expected bytes, e.g. "
-						"524288", optarg);
+			err = cmd_parse_int("--bpf-period", optarg, 1, 1L << 40, "bytes, e.g. 524288",
+					    &v);
 			env->bo.period = (uint64_t)v;
 			break;
 		case 'j':
@@ -282,6 +254,8 @@ static int parse_args(int argc, char **argv, struct hp_env *env)
 			return cmd_fail("usage: gotrace heap -p PID [-d SECONDS] [--pprof FILE] "
 					"[--top N] [--json]");
 		}
+		if (err)
+			return err;
 	}
 	if (optind < argc)
 		return cmd_fail("unexpected argument '%s': see 'gotrace heap --help'",

@@ -414,17 +414,15 @@ int cmd_inspect(int argc, char **argv)
 	struct go_model *m = NULL;
 	struct json_object *report;
 	bool functions = false;
-	long pid = 0;
-	char *end;
+	pid_t pid = 0;
 	int c, err;
 
 	while ((c = getopt_long(argc, argv, "p:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			errno = 0;
-			pid = strtol(optarg, &end, 10);
-			if (errno || *end || pid <= 0 || pid > 0x7fffffff)
-				return cmd_fail("invalid PID '%s': expected a positive number", optarg);
+			err = cmd_parse_pid(optarg, &pid);
+			if (err)
+				return err;
 			break;
 		case 'j':
 			env_json = true;
@@ -452,7 +450,7 @@ int cmd_inspect(int argc, char **argv)
 		return cmd_fail("inspect needs one PATH or -p PID: see 'gotrace inspect --help'");
 
 	if (pid)
-		err = go_model__open_pid((pid_t)pid, &mopts, &m);
+		err = go_model__open_pid(pid, &mopts, &m);
 	else
 		err = go_model__open_path(argv[optind], &mopts, &m);
 	if (err)

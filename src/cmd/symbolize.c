@@ -117,18 +117,17 @@ int cmd_symbolize(int argc, char **argv)
 	struct go_model_opts mopts = { .allow_unsupported = true };
 	struct sym_out out = {};
 	struct go_model *m = NULL;
-	long pid = 0;
-	char *end, line[256];
+	pid_t pid = 0;
+	char line[256];
 	int c, err, first;
 	uint64_t addr;
 
 	while ((c = getopt_long(argc, argv, "p:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			errno = 0;
-			pid = strtol(optarg, &end, 10);
-			if (errno || *end || pid <= 0 || pid > 0x7fffffff)
-				return cmd_fail("invalid PID '%s': expected a positive number", optarg);
+			err = cmd_parse_pid(optarg, &pid);
+			if (err)
+				return err;
 			break;
 		case 'j':
 			env_json = true;
@@ -154,7 +153,7 @@ int cmd_symbolize(int argc, char **argv)
 	}
 
 	if (pid)
-		err = go_model__open_pid((pid_t)pid, &mopts, &m);
+		err = go_model__open_pid(pid, &mopts, &m);
 	else
 		err = go_model__open_path(argv[optind], &mopts, &m);
 	if (err)

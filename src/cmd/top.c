@@ -83,15 +83,6 @@ static void on_signal(int sig)
 	exiting = 1;
 }
 
-static int parse_secs(const char *s, double *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtod(s, &end);
-	return errno || *end || !(*v > 0) || *v > 1e7 ? -1 : 0;
-}
-
 static int parse_args(int argc, char **argv, struct top_env *env)
 {
 	static const struct option opts[] = {
@@ -104,7 +95,8 @@ static int parse_args(int argc, char **argv, struct top_env *env)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	int c;
+	long v = 0;
+	int c, err = 0;
 
 	optind = 1;
 	env->json = env_json;
@@ -112,38 +104,22 @@ static int parse_args(int argc, char **argv, struct top_env *env)
 	env->rows = 10;
 	while ((c = getopt_long(argc, argv, "p:bd:i:n:jh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'p': {
-			char *end;
-			long v;
-
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v <= 0 || v > 0x7fffffff)
-				return cmd_fail("top: invalid PID '%s'", optarg);
-			env->pid = (pid_t)v;
+		case 'p':
+			err = cmd_parse_pid(optarg, &env->pid);
 			break;
-		}
 		case 'b':
 			env->batch = true;
 			break;
 		case 'd':
-			if (parse_secs(optarg, &env->duration))
-				return cmd_fail("top: invalid duration '%s' (seconds)", optarg);
+			err = cmd_parse_secs("duration", optarg, CMD_ABOVE_0, 1e7, &env->duration);
 			break;
 		case 'i':
-			if (parse_secs(optarg, &env->interval) || env->interval < 0.05)
-				return cmd_fail("top: invalid interval '%s' (seconds, >= 0.05)",
-						optarg);
+			err = cmd_parse_secs("interval", optarg, 0.05, 1e7, &env->interval);
 			break;
-		case 'n': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-
-			if (*end || v <= 0 || v > 10000)
-				return cmd_fail("top: invalid row count '%s'", optarg);
+		case 'n':
+			err = cmd_parse_int("--top", optarg, 1, 10000, NULL, &v);
 			env->rows = (int)v;
 			break;
-		}
 		case 'j':
 			env->json = true;
 			env_json = true;
@@ -155,6 +131,8 @@ static int parse_args(int argc, char **argv, struct top_env *env)
 			fputs(top_help, stderr);
 			return 2;
 		}
+		if (err)
+			return err;
 	}
 	if (optind < argc)
 		return cmd_fail("top: unexpected argument '%s' (try --help)", argv[optind]);

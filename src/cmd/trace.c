@@ -654,15 +654,6 @@ static int parse_probes(const char *arg, unsigned int *mask)
 	return *mask ? 0 : -EINVAL;
 }
 
-static int parse_seconds(const char *arg, double *v)
-{
-	char *end;
-
-	errno = 0;
-	*v = strtod(arg, &end);
-	return errno || *end || !(*v > 0) || *v > 1e7 ? -EINVAL : 0;
-}
-
 static int parse_args(int argc, char **argv, struct trace_env *env)
 {
 	static const struct option opts[] = {
@@ -682,41 +673,22 @@ static int parse_args(int argc, char **argv, struct trace_env *env)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	char *end;
-	long v;
-	int c;
+	long v = 0;
+	int c, err = 0;
 
 	while ((c = getopt_long(argc, argv, "p:d:b:i:e:P:o:jvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v <= 0 || v > INT_MAX)
-				return cmd_fail("invalid PID '%s': expected a positive number",
-						optarg);
-			env->pid = (pid_t)v;
+			err = cmd_parse_pid(optarg, &env->pid);
 			break;
 		case 'd':
-			if (parse_seconds(optarg, &env->duration))
-				return cmd_fail("invalid duration '%s': expected seconds, e.g. 10 "
-						"or 0.5", optarg);
+			err = cmd_parse_secs("duration", optarg, CMD_ABOVE_0, 1e7, &env->duration);
 			break;
 		case 'i':
-			if (parse_seconds(optarg, &env->interval))
-				return cmd_fail("invalid interval '%s': expected seconds", optarg);
+			err = cmd_parse_secs("interval", optarg, CMD_ABOVE_0, 1e7, &env->interval);
 			break;
 		case 'b':
-			if (!strcmp(optarg, "none") || !strcmp(optarg, "unlimited")) {
-				env->lo.budget_pct = -1;
-				break;
-			}
-			errno = 0;
-			env->lo.budget_pct = strtod(optarg, &end);
-			if (*end == '%')
-				end++;
-			if (errno || *end || !(env->lo.budget_pct > 0) || env->lo.budget_pct > 1e4)
-				return cmd_fail("invalid budget '%s': expected a percentage of one "
-						"CPU (e.g. 1 or 0.5) or 'none'", optarg);
+			err = cmd_parse_budget(optarg, 1e4, &env->lo.budget_pct);
 			break;
 		case 'e':
 			env->events = optarg;
@@ -728,18 +700,11 @@ static int parse_args(int argc, char **argv, struct trace_env *env)
 						"gopark, ready or all", optarg);
 			break;
 		case OPT_STACK_DEPTH:
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v < 0 || v > LC_MAX_STACK)
-				return cmd_fail("invalid --stack-depth '%s': 0 to %d", optarg,
-						LC_MAX_STACK);
+			err = cmd_parse_int("--stack-depth", optarg, 0, LC_MAX_STACK, NULL, &v);
 			env->lo.stack_depth = v ? (int)v : -1;
 			break;
 		case OPT_RINGBUF_KB:
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v < 4 || v > (1 << 20))
-				return cmd_fail("invalid --ringbuf-kb '%s': 4 to 1048576", optarg);
+			err = cmd_parse_int("--ringbuf-kb", optarg, 4, 1 << 20, NULL, &v);
 			env->lo.ringbuf_kb = (unsigned)v;
 			break;
 		case OPT_NO_CALIBRATE:
@@ -767,6 +732,8 @@ static int parse_args(int argc, char **argv, struct trace_env *env)
 			return cmd_fail("usage: gotrace trace -p PID [-d SECONDS] [--budget PCT] "
 					"[--json]");
 		}
+		if (err)
+			return err;
 	}
 	if (optind < argc)
 		return cmd_fail("unexpected argument '%s': see 'gotrace trace --help'",
