@@ -20,6 +20,7 @@
 #include <json-c/json.h>
 
 #include "cmd/cmds.h"
+#include "contention/sampler.h"
 #include "contention/schedlat.h"
 #include "engine/gwatch.h"
 #include "engine/session.h"
@@ -69,11 +70,18 @@ struct top_heap {
 	char why[256]; /* when !ok: why the heap is not shown */
 };
 
-/* Scheduling latency and GC pauses over the last interval (src/contention/schedlat). */
+/*
+ * Scheduling latency and GC pauses over the last interval (src/contention/schedlat), and
+ * blocked time by wait reason and blocking stack since the start, estimated from the
+ * censuses (src/contention/sampler: each one charges an interval to every waiting
+ * goroutine; `gotrace contention` samples the same way 100 times a second).
+ */
 struct top_sched {
 	struct schedlat *sl;
 	struct schedlat_sample last;
 	bool have;
+	struct contention *ct;
+	uint64_t weight_ns; /* what one census stands for: the interval */
 };
 
 static volatile sig_atomic_t exiting;
@@ -304,6 +312,37 @@ static void render_sched(FILE *f, struct top_sched *ts)
 	fprintf(f, "\n");
 }
 
+/* Blocked time per second of the window, by wait reason: the mean number waiting. */
+static void render_blocked(FILE *f, struct top_sched *ts)
+{
+	const struct ct_reason_total *rt;
+	const struct ct_stats *st;
+	bool shown[256] = { false };
+	size_t n;
+
+	if (!ts->ct)
+		return;
+	rt = contention__reasons(ts->ct, &n);
+	st = contention__stats(ts->ct);
+	if (!st->charged_ns)
+		return;
+	fprintf(f, "blocked time per second (from the censuses):");
+	for (int k = 0; k < 5; k++) {
+		size_t best = n;
+
+		for (size_t r = 0; r < n; r++)
+			if (!shown[r] && rt[r].total_ns && (best == n ||
+							    rt[r].total_ns > rt[best].total_ns))
+				best = r;
+		if (best == n)
+			break;
+		shown[best] = true;
+		fprintf(f, "%s %s %.2fs", k ? "," : "", contention__reason_name(ts->ct, best),
+			(double)rt[best].total_ns / (double)st->charged_ns);
+	}
+	fprintf(f, "\n");
+}
+
 static void render(FILE *f, struct session *s, struct gwatch *w, const struct top_env *env,
 		   bool paused, struct top_heap *h, struct top_sched *ts)
 {
@@ -335,6 +374,7 @@ static void render(FILE *f, struct session *s, struct gwatch *w, const struct to
 		}
 	fprintf(f, "\n");
 	render_sched(f, ts);
+	render_blocked(f, ts);
 	fprintf(f, "\nLEAK SUSPECTS\n");
 	for (size_t i = 0; i < ng; i++) {
 		const struct gw_group *g = groups[i];
@@ -455,6 +495,68 @@ static void sched_json(struct json_object *root, struct top_sched *ts)
 			       ts->have ? jdouble(x->interval_s) : NULL);
 }
 
+/* What `gotrace contention` reports, from top's censuses: one per interval. */
+static void blocked_json(struct json_object *root, struct top_sched *ts)
+{
+	struct json_object *o, *reasons, *sites;
+	const struct ct_reason_total *rt;
+	const struct ct_stats *st;
+	size_t n, ns;
+
+	if (!ts->ct) {
+		json_object_object_add(root, "contention", NULL);
+		return;
+	}
+	contention__finish(ts->ct);
+	st = contention__stats(ts->ct);
+	o = json_object_new_object();
+	reasons = json_object_new_array();
+	sites = json_object_new_array();
+	json_object_object_add(o, "method", json_object_new_string("census each interval"));
+	json_object_object_add(o, "window_ns", json_object_new_uint64(st->charged_ns));
+	json_object_object_add(o, "samples", json_object_new_uint64(st->samples));
+	json_object_object_add(o, "resolution_ns",
+			       json_object_new_uint64(contention__resolution_ns(ts->ct)));
+	rt = contention__reasons(ts->ct, &n);
+	for (size_t r = 0; r < n; r++) {
+		struct json_object *x;
+
+		if (!rt[r].total_ns)
+			continue;
+		x = json_object_new_object();
+		json_object_object_add(x, "reason",
+				       json_object_new_string(contention__reason_name(ts->ct, r)));
+		json_object_object_add(x, "count", json_object_new_uint64(rt[r].count));
+		json_object_object_add(x, "total_ns", json_object_new_uint64(rt[r].total_ns));
+		json_object_array_add(reasons, x);
+	}
+	ns = contention__site_cnt(ts->ct);
+	for (size_t i = 0; i < ns && i < 20; i++) {
+		const struct ct_site *cs = contention__site(ts->ct, i);
+		const struct ct_stack *sk = contention__stack(ts->ct, cs->stack);
+		struct json_object *x = json_object_new_object(), *at = NULL;
+
+		if (sk && sk->nframes) {
+			const struct ct_frame *fr = &sk->frames[sk->blocked_at];
+
+			at = json_object_new_object();
+			json_object_object_add(at, "function", json_object_new_string(fr->func));
+			json_object_object_add(at, "file", json_object_new_string(fr->file));
+			json_object_object_add(at, "line", json_object_new_int(fr->line));
+		}
+		json_object_object_add(x, "blocked_at", at);
+		json_object_object_add(x, "wait_reason", json_object_new_string(
+					       contention__reason_name(ts->ct, cs->reason)));
+		json_object_object_add(x, "count", json_object_new_uint64(cs->count));
+		json_object_object_add(x, "total_ns", json_object_new_uint64(cs->total_ns));
+		json_object_object_add(x, "p99_ns", json_object_new_uint64(cs->p99_ns));
+		json_object_array_add(sites, x);
+	}
+	json_object_object_add(o, "by_wait_reason", reasons);
+	json_object_object_add(o, "sites", sites);
+	json_object_object_add(root, "contention", o);
+}
+
 static void print_json(struct session *s, struct gwatch *w, double duration, const char *end,
 		       struct top_heap *h, struct top_sched *ts)
 {
@@ -536,6 +638,7 @@ static void print_json(struct session *s, struct gwatch *w, double duration, con
 	json_object_object_add(root, "health", health);
 	heap_json(root, h);
 	sched_json(root, ts);
+	blocked_json(root, ts);
 	json_c_set_serialization_double_format("%.6g", JSON_C_OPTION_THREAD);
 	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 							  JSON_C_TO_STRING_NOSLASHESCAPE));
@@ -574,6 +677,24 @@ static double now_s(void)
 	return session__mono_ns() / 1e9;
 }
 
+/* One census: into the engine, and charged to the blocked-time estimate. */
+static int top_tick(struct session *s, struct gwatch *w, struct top_sched *ts)
+{
+	struct census *c = NULL;
+	int64_t t = session__mono_ns();
+	int err = session__census(s, NULL, &c);
+
+	if (err)
+		return err;
+	if (ts->ct && contention__sample(ts->ct, c, s->mem, t, ts->weight_ns)) {
+		contention__free(ts->ct); /* out of memory: the rest of the view goes on */
+		ts->ct = NULL;
+	}
+	err = gwatch__update(w, c, t / 1e9);
+	census__free(c);
+	return err;
+}
+
 int cmd_top(int argc, char **argv)
 {
 	struct top_env env = { 0 };
@@ -595,8 +716,10 @@ int cmd_top(int argc, char **argv)
 	err = gwatch__new(s, &w);
 	if (err)
 		goto out;
+	sched.ct = contention__new(s->m, &(struct contention_opts){ 0 });
+	sched.weight_ns = (uint64_t)(env.interval * 1e9);
 	/* The first census now: it must work before the screen is taken over. */
-	err = gwatch__tick(w);
+	err = top_tick(s, w, &sched);
 	if (err) {
 		err = cmd_fail("cannot read the goroutines of process %d: %s", (int)env.pid,
 			       gt_lasterr());
@@ -620,7 +743,7 @@ int cmd_top(int argc, char **argv)
 		if (!paused && now_s() >= next - 1e-3 && frames) {
 			if (sched.sl)
 				sched.have = !schedlat__read(sched.sl, &sched.last);
-			err = gwatch__tick(w);
+			err = top_tick(s, w, &sched);
 			if (err == -ESRCH || err == -ESTALE || (err && !session__alive(s))) {
 				exited = true;
 				snprintf(end_msg, sizeof(end_msg), "%s",
@@ -694,6 +817,7 @@ out:
 		endwin();
 	heap_close(&heap);
 	schedlat__free(sched.sl);
+	contention__free(sched.ct);
 	gwatch__free(w);
 	session__close(s);
 	return err;

@@ -418,6 +418,40 @@ def test_mutex_blocking_matches_block_profile(scenario_bins, minor, tmp_path):
 
 
 @pytest.mark.parametrize("minor", NEW_OLD, ids=lambda m: "go1.%d" % m)
+def test_top_blocked_time_matches_block_profile(scenario_bins, minor):
+    """`gotrace top` estimates blocked time from its own censuses, as the sampled mode does:
+    the mutex site's total over top's window, against the block profile around it."""
+    workers = 8
+    with start(scenario_bins[minor], "mutex", "-workers", str(workers)) as (proc, port):
+        time.sleep(WARMUP)
+        want_reasons = profile_reasons(port, MARK["mutex"])
+        s0 = Snap(port)
+        r = subprocess.run([gobuild.GOTRACE_BIN, "top", "-p", str(proc.pid), "-b", "--json",
+                            "-d", "4", "-i", "0.05"], capture_output=True, timeout=60)
+        s1 = Snap(port)
+    assert r.returncode == 0, r.stderr.decode()
+    c = json.loads(r.stdout)["contention"]
+    assert c["method"] == "census each interval" and c["resolution_ns"] == 50000000
+    truth = block_delta(s0, s1)
+    mark = ("main.mutexWorker", MARK["mutex"])
+    want = sum(v for k, v in truth.items() if k and k[0] == mark)
+    # Top's window is its censuses x the interval, inside [s0, s1]: the load is steady.
+    want *= c["window_ns"] / (s1.mono_ns - s0.mono_ns)
+    assert want > 0, truth
+    have = sum(x["total_ns"] for x in c["sites"] if x["blocked_at"]
+               and (x["blocked_at"]["function"], x["blocked_at"]["line"]) == mark)
+    tol = sampled_tolerance({"effective_samples": c["samples"], "duration_ns": c["window_ns"]},
+                            want, workers)
+    assert abs(have - want) <= tol, (
+        "go1.%d top: mutex site %.1f ms, block profile %.1f ms: off by %.1f%%, allowed %.1f%%"
+        % (minor, have / 1e6, want / 1e6, 100 * (have - want) / want, 100 * tol / want))
+    reasons = {x["reason"] for x in c["by_wait_reason"]}
+    assert want_reasons <= reasons, (want_reasons, reasons)
+    assert {x["wait_reason"] for x in c["sites"] if x["blocked_at"] and
+            (x["blocked_at"]["function"], x["blocked_at"]["line"]) == mark} == want_reasons
+
+
+@pytest.mark.parametrize("minor", NEW_OLD, ids=lambda m: "go1.%d" % m)
 def test_prodcons_matches_block_profile(scenario_bins, minor):
     """A producer faster than its consumer blocks on the full buffered channel."""
     with start(scenario_bins[minor], "prodcons") as (proc, port):
