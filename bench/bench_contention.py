@@ -18,20 +18,16 @@ Usage: bench/bench_contention.py [--phase S] [--rounds N] [--hz N] [--loads ping
                                  [--kinds sampled,exact,exact-none,goprofile] [--no-bpftrace]
 """
 import argparse
+import functools
 import json
 import os
-import re
-import signal
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCENARIO = os.path.join(ROOT, "tests", "scenarios", "contention")
-GOTRACE = os.path.join(ROOT, "gotrace")
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".output")
+from common import (GOTRACE, Target, alternate, bpftrace_start, bpftrace_stop, build_scenario,
+                    counter_rate, kept, kept_note, need_gotrace, start, stop, wrk_rate)
 
 # What each watched phase runs: gotrace contention arguments, or Go's own profiles.
 KINDS = {
@@ -48,145 +44,66 @@ LABELS = {
 }
 
 
-def newest_go():
-    if os.environ.get("GO"):
-        return os.environ["GO"]
-    r = subprocess.run([os.path.join(ROOT, "tools", "go-toolchains.sh")], capture_output=True,
-                       text=True, check=True)
-    minor, goroot = sorted((int(l.split()[0]), l.split()[1]) for l in r.stdout.split("\n")
-                           if l.strip())[-1]
-    return os.path.join(goroot, "bin", "go")
+def target(binary, mode):
+    """The scenario in MODE, with Go's own block and mutex profiles off."""
+    return Target(binary, "-mode", mode, "-blockrate", "0", "-mutexfrac", "0")
 
 
-def build():
-    go = newest_go()
-    goroot = os.path.dirname(os.path.dirname(go))
-    os.makedirs(OUT, exist_ok=True)
-    out = os.path.join(OUT, "contention-scenario")
-    env = dict(os.environ, GOROOT=goroot, GOTOOLCHAIN="local", GOFLAGS="-mod=mod",
-               GOPROXY="off", CGO_ENABLED="0")
-    if "GOCACHE" not in env:
-        env["GOCACHE"] = os.path.join(os.path.expanduser("~"), ".cache", "gotrace", "gocache",
-                                      os.path.basename(goroot).replace("go-", ""))
-    subprocess.run([go, "build", "-buildvcs=false", "-ldflags=-s -w", "-o", out, "."],
-                   cwd=SCENARIO, env=env, check=True)
-    ver = subprocess.run([go, "version"], capture_output=True, text=True, env=env).stdout.strip()
-    return out, ver
-
-
-def get(port, path):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=20) as r:
-        return r.read().decode()
-
-
-def sigint_dfl():
-    """Children stop on SIGINT even when this script was started with it ignored (&)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-class Target:
-    def __init__(self, binary, mode):
-        self.p = subprocess.Popen([binary, "-mode", mode, "-blockrate", "0", "-mutexfrac", "0"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.p.stdout.readline().split()
-        if not line or line[0] != "ready":
-            self.close()
-            raise SystemExit("bench: %s -mode %s did not start" % (binary, mode))
-        self.port, self.pid = int(line[1]), int(line[2])
-
-    def cpu_s(self):
-        """CPU seconds (user + system) the target used so far."""
-        with open("/proc/%d/stat" % self.pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def ops(self):
-        return int(get(self.port, "/ops"))
-
-    def close(self):
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait()
+def ops(t):
+    """The target's own count of operations so far."""
+    return int(t.get("/ops"))
 
 
 def ops_rate(t, seconds):
     """Operations per second of the target over SECONDS (its own counter)."""
-    a, t0 = t.ops(), time.monotonic()
-    time.sleep(seconds)
-    b, t1 = t.ops(), time.monotonic()
-    return (b - a) / (t1 - t0)
-
-
-def wrk_rate(t, seconds):
-    r = subprocess.run(["wrk", "-t1", "-c32", "-d%ds" % seconds,
-                        "http://127.0.0.1:%d/hello" % t.port],
-                       capture_output=True, text=True, timeout=seconds + 30)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
-    if not m:
-        raise SystemExit("bench: cannot read wrk's output: %s %s" % (r.stdout, r.stderr))
-    return float(m.group(1))
+    return counter_rate(lambda: ops(t), seconds)
 
 
 def start_gotrace(pid, args, hz):
-    g = subprocess.Popen([GOTRACE, "contention", "-p", str(pid), "-d", "3600", "--hz", str(hz),
-                          "--json", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, preexec_fn=sigint_dfl)
     # Past gotrace's start-up (and the probes' attach), into its window.
-    line = g.stderr.readline()
-    if not re.search(r"gotrace: (sampling|tracing)", line):
-        g.kill()
-        raise SystemExit("bench: gotrace did not start: %s%s" % (line, g.stderr.read()))
-    return g
+    return start([GOTRACE, "contention", "-p", str(pid), "-d", "3600", "--hz", str(hz),
+                  "--json", *args], r"gotrace: (sampling|tracing)")
 
 
 def stop_gotrace(g):
-    g.send_signal(signal.SIGINT)
-    out, err = g.communicate(timeout=120)
-    if g.returncode != 0:
-        raise SystemExit("bench: gotrace failed: %s" % err)
-    return json.loads(out)
+    return json.loads(stop(g, timeout=120)[0])
 
 
-def phase(t, kind, seconds, measure, hz):
-    """Throughput during one phase; KIND: base, a KINDS key. Returns (rate, report)."""
+def phase(t, kind, args, measure):
+    """Throughput during one phase watched by KIND (a KINDS key); returns (rate, report)."""
     g = None
-    if kind not in ("base", "goprofile"):
-        g = start_gotrace(t.pid, KINDS[kind], hz)
-    elif kind == "goprofile":
-        get(t.port, "/setrate?block=1&mutex=1")
+    if kind == "goprofile":
+        t.get("/setrate?block=1&mutex=1")
+    else:
+        g = start_gotrace(t.pid, KINDS[kind], args.hz)
     try:
-        rate = measure(t, seconds)
+        rate = measure(t, args.phase)
     finally:
         if kind == "goprofile":
-            get(t.port, "/setrate?block=0&mutex=0")
+            t.get("/setrate?block=0&mutex=0")
     return rate, stop_gotrace(g) if g else None
 
 
 def bench(binary, mode, measure, args):
-    t = Target(binary, mode)
+    """(untraced rates, {kind: ratios}, {kind: gotrace reports}): each round watches the
+    program with every kind in turn, an untraced phase between each two."""
+    t = target(binary, mode)
     try:
         time.sleep(1)
-        ratios = {k: [] for k in args.kinds}
-        reps = {k: [] for k in args.kinds}
-        base = [phase(t, "base", args.phase, measure, args.hz)[0]]
-        for _ in range(args.rounds):
-            for kind in args.kinds:
-                rate, rep = phase(t, kind, args.phase, measure, args.hz)
-                after = phase(t, "base", args.phase, measure, args.hz)[0]
-                ratios[kind].append(rate / ((base[-1] + after) / 2))
-                base.append(after)
-                if rep:
-                    reps[kind].append(rep)
-        return base, ratios, reps
+        watched = [functools.partial(phase, t, kind, args, measure) for kind in args.kinds]
+        base, rates, reps = alternate(lambda: measure(t, args.phase), watched * args.rounds)
+        ratios, n = kept(base, rates), len(args.kinds)
+        return (base, {k: ratios[i::n] for i, k in enumerate(args.kinds)},
+                {k: [r for r in reps[i::n] if r] for i, k in enumerate(args.kinds)})
     finally:
         t.close()
 
 
 def cpu_per_op(t, seconds):
     """(target CPU seconds per operation, operations) over SECONDS."""
-    c0, o0 = t.cpu_s(), t.ops()
+    c0, o0 = t.cpu_s(), ops(t)
     time.sleep(seconds)
-    c1, o1 = t.cpu_s(), t.ops()
+    c1, o1 = t.cpu_s(), ops(t)
     return (c1 - c0) / max(1, o1 - o0), o1 - o0
 
 
@@ -200,27 +117,14 @@ def probe_offsets(binary):
 
 def bpftrace_phase(t, binary, offsets, seconds):
     """bpftrace counting hits at OFFSETS: (CPU per op, ops, hits)."""
-    probes = ",".join("uprobe:%s:%#x" % (binary, o) for o in offsets.values())
-    b = subprocess.Popen(["bpftrace", "--unsafe", "-e", probes + " { @ = count(); }"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=sigint_dfl)
-    line = b.stdout.readline()
-    if "Attaching" not in line:
-        b.kill()
-        raise SystemExit("bench: bpftrace did not attach: %s %s" % (line, b.stderr.read()))
-    time.sleep(0.5)  # "Attaching" comes before the attach itself
-    per_op, ops = cpu_per_op(t, seconds)
-    b.send_signal(signal.SIGINT)
-    out, err = b.communicate(timeout=60)
-    m = re.search(r"@: (\d+)", out)
-    if not m:
-        raise SystemExit("bench: no count from bpftrace: %s %s" % (out, err))
-    return per_op, ops, int(m.group(1))
+    b = bpftrace_start(binary, offsets.values())
+    per_op, n = cpu_per_op(t, seconds)
+    return per_op, n, bpftrace_stop(b)
 
 
 def cost_per_hit(binary, args):
     """Exact mode (--budget none) and bpftrace, each against the untraced ping-pong."""
-    t = Target(binary, "pingpong")
+    t = target(binary, "pingpong")
     offsets = probe_offsets(binary)
     rows = {"gotrace": [], "bpftrace": []}
     try:
@@ -228,9 +132,9 @@ def cost_per_hit(binary, args):
         for _ in range(args.rounds):
             base, _ = cpu_per_op(t, args.phase)
             g = start_gotrace(t.pid, KINDS["exact-none"], args.hz)
-            c0, o0, t0 = t.cpu_s(), t.ops(), time.monotonic()
+            c0, o0, t0 = t.cpu_s(), ops(t), time.monotonic()
             time.sleep(args.phase)
-            c1, o1, t1 = t.cpu_s(), t.ops(), time.monotonic()
+            c1, o1, t1 = t.cpu_s(), ops(t), time.monotonic()
             rep = stop_gotrace(g)
             # Hits over the whole gotrace run, ops over the measured part: hits per op.
             hits = sum(p["hits"] for p in rep["exact"]["probes"])
@@ -240,9 +144,9 @@ def cost_per_hit(binary, args):
                                     [p["cost_ns"] for p in rep["exact"]["probes"]]))
             if not args.no_bpftrace:
                 base2, _ = cpu_per_op(t, args.phase)
-                bp_per_op, ops, hits = bpftrace_phase(t, binary, offsets, args.phase)
+                bp_per_op, n, hits = bpftrace_phase(t, binary, offsets, args.phase)
                 # bpftrace's count covers a little more than the measured part.
-                rows["bpftrace"].append(((bp_per_op - base2) / (hits / max(1, ops)), None))
+                rows["bpftrace"].append(((bp_per_op - base2) / (hits / max(1, n)), None))
     finally:
         t.close()
     return rows
@@ -259,9 +163,8 @@ def main():
     ap.add_argument("--no-cost", action="store_true", help="skip the cost-per-hit part")
     args = ap.parse_args()
     args.kinds = args.kinds.split(",")
-    if not os.access(GOTRACE, os.X_OK):
-        raise SystemExit("bench: build gotrace first (make)")
-    binary, ver = build()
+    need_gotrace()
+    binary, ver = build_scenario("contention")
     print("%s, %d cores, %d s phases, %d rounds, load average %.1f" %
           (ver, os.cpu_count(), args.phase, args.rounds, os.getloadavg()[0]))
     loads = {"pingpong": ("pingpong", ops_rate, "round trips/s"),
@@ -281,9 +184,7 @@ def main():
             elif reps[kind]:
                 extra = "  gotrace CPU %.2f%% of one core" % (
                     100 * statistics.median(r["cost"]["cpu_share"] for r in reps[kind]))
-            print("          %-46s %5.1f%% kept  [%s]%s" %
-                  (LABELS[kind], 100 * statistics.median(ratios[kind]),
-                   " ".join("%.1f" % (100 * x) for x in ratios[kind]), extra))
+            print("          %-46s %s%s" % (LABELS[kind], kept_note(ratios[kind]), extra))
     if not args.no_cost:
         rows = cost_per_hit(binary, args)
         g = [r[0] for r in rows["gotrace"]]

@@ -27,67 +27,14 @@ Usage: bench/bench_heap.py [--phase S] [--rounds N] [--stacks N] [--allocs N] [-
 import argparse
 import json
 import os
-import re
-import select
-import signal
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCENARIO = os.path.join(ROOT, "tests", "scenarios", "heap")
-GOTRACE = os.path.join(ROOT, "gotrace")
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".output")
-
-
-def newest_go():
-    if os.environ.get("GO"):
-        return os.environ["GO"]
-    r = subprocess.run([os.path.join(ROOT, "tools", "go-toolchains.sh")], capture_output=True,
-                       text=True, check=True)
-    _, goroot = sorted((int(l.split()[0]), l.split()[1]) for l in r.stdout.split("\n")
-                       if l.strip())[-1]
-    return os.path.join(goroot, "bin", "go")
-
-
-def build(noprof=False):
-    go = newest_go()
-    goroot = os.path.dirname(os.path.dirname(go))
-    os.makedirs(OUT, exist_ok=True)
-    out = os.path.join(OUT, "heap-scenario" + ("-noprof" if noprof else ""))
-    env = dict(os.environ, GOROOT=goroot, GOTOOLCHAIN="local", GOFLAGS="-mod=mod",
-               GOPROXY="off", CGO_ENABLED="0")
-    if "GOCACHE" not in env:
-        env["GOCACHE"] = os.path.join(os.path.expanduser("~"), ".cache", "gotrace", "gocache",
-                                      os.path.basename(goroot).replace("go-", ""))
-    tags = ["-tags", "noprof"] if noprof else []
-    subprocess.run([go, "build", "-buildvcs=false", *tags, "-ldflags=-s -w", "-o", out, "."],
-                   cwd=SCENARIO, env=env, check=True)
-    ver = subprocess.run([go, "version"], capture_output=True, text=True, env=env).stdout.strip()
-    return out, ver
-
-
-def get(port, path):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=60) as r:
-        return r.read().decode()
-
-
-class Target:
-    def __init__(self, binary, *args):
-        self.p = subprocess.Popen([binary, *args], stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True)
-        line = self.p.stdout.readline().split()
-        if not line or line[0] != "ready":
-            self.close()
-            raise SystemExit("bench: %s %s did not start" % (binary, " ".join(args)))
-        self.port, self.pid = int(line[1]), int(line[2])
-
-    def close(self):
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait()
+from common import (GOTRACE, Target, alternate, bpftrace_start, bpftrace_stop, build_scenario,
+                    counter_rate, kept, kept_note, need_gotrace, proc_cpu, start, stop,
+                    wrk_rate)
 
 
 def heap_json(pid, seconds):
@@ -119,50 +66,31 @@ def bench_buckets(binary, args):
 
 
 def ops_rate(t, seconds):
-    a, t0 = json.loads(get(t.port, "/memstats"))["ops"], time.monotonic()
-    time.sleep(seconds)
-    b, t1 = json.loads(get(t.port, "/memstats"))["ops"], time.monotonic()
-    return (b - a) / (t1 - t0)
+    return counter_rate(lambda: t.json("/memstats")["ops"], seconds)
 
 
-def wrk_rate(t, seconds):
-    r = subprocess.run(["wrk", "-t1", "-c32", "-d%ds" % seconds,
-                        "http://127.0.0.1:%d/work" % t.port],
-                       capture_output=True, text=True, timeout=seconds + 30)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
-    if not m:
-        raise SystemExit("bench: cannot read wrk's output: %s %s" % (r.stdout, r.stderr))
-    return float(m.group(1))
-
-
-def proc_cpu_s(pid):
-    """User + system CPU seconds of process PID so far (a uprobe's trap is system time)."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def work_rate(t, seconds):
+    return wrk_rate(t, seconds, "/work")
 
 
 def with_cpu(measure, effs):
     """MEASURE, also appending work per CPU-second of the target to EFFS: unlike the rate,
     it does not move with the CPU share other programs leave the target."""
     def m(t, seconds):
-        c0 = proc_cpu_s(t.pid)
+        c0 = proc_cpu(t.pid)
         rate = measure(t, seconds)
-        effs.append(rate * seconds / max(proc_cpu_s(t.pid) - c0, 1e-3))
+        effs.append(rate * seconds / max(proc_cpu(t.pid) - c0, 1e-3))
         return rate
     return m
 
 
-def phase(t, traced, seconds, measure, extra=()):
-    g = None
-    if traced:
-        g = subprocess.Popen([GOTRACE, "heap", "-p", str(t.pid), "-d", str(seconds + 1),
-                              "--json", *extra], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-        time.sleep(0.5)  # past gotrace's start-up, into its watching
+def traced_phase(t, seconds, measure, extra=()):
+    """MEASURE while `gotrace heap EXTRA` watches for the phase; returns (rate, report)."""
+    g = subprocess.Popen([GOTRACE, "heap", "-p", str(t.pid), "-d", str(seconds + 1),
+                          "--json", *extra], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)  # past gotrace's start-up, into its watching
     rate = measure(t, seconds)
-    if not g:
-        return rate, None
     out, err = g.communicate(timeout=seconds + 60)
     if g.returncode != 0:
         raise SystemExit("bench: gotrace failed: %s" % err)
@@ -171,26 +99,16 @@ def phase(t, traced, seconds, measure, extra=()):
 
 def rounds(t, args, measure, extra=()):
     """(untraced rates, traced/untraced ratios, reports) over args.rounds traced phases."""
-    base = [phase(t, False, args.phase, measure)[0]]
-    ratios, reps = [], []
-    for _ in range(args.rounds):
-        rate, rep = phase(t, True, args.phase, measure, extra)
-        after = phase(t, False, args.phase, measure)[0]
-        ratios.append(rate / ((base[-1] + after) / 2))
-        base.append(after)
-        reps.append(rep)
-    return base, ratios, reps
-
-
-def kept(ratios):
-    return "%5.1f%% kept  [%s]" % (100 * statistics.median(ratios),
-                                   " ".join("%.1f" % (100 * x) for x in ratios))
+    base, rates, reps = alternate(
+        lambda: measure(t, args.phase),
+        [lambda: traced_phase(t, args.phase, measure, extra)] * args.rounds)
+    return base, kept(base, rates), reps
 
 
 def target_for(binary, name):
     if name.startswith("alloc"):
         return Target(binary, "-mode", "spin"), ops_rate, "requests/s"
-    return Target(binary, "-mode", "idle"), wrk_rate, "requests/s (wrk -t1 -c32)"
+    return Target(binary, "-mode", "idle"), work_rate, "requests/s (wrk -t1 -c32)"
 
 
 def bench_load(binary, name, args):
@@ -203,7 +121,7 @@ def bench_load(binary, name, args):
         print("%-9s untraced %10.0f %s" % (name, statistics.median(base), unit))
         print("          gotrace heap: %s  gotrace CPU %.2f%% of one core, "
               "%d GC cycles and %d walks per window" %
-              (kept(ratios), 100 * cpu, statistics.median(g for _, g, _ in costs),
+              (kept_note(ratios), 100 * cpu, statistics.median(g for _, g, _ in costs),
                statistics.median(c["snapshots"] for c, _, _ in costs)))
     finally:
         t.close()
@@ -220,8 +138,7 @@ def bench_bpf_load(binary, name, args):
             effs = []
             base, ratios, reps = rounds(t, args, with_cpu(measure, effs), extra)
             # Phases ran untraced, then traced and untraced in turn.
-            eff = [effs[i] / ((effs[i - 1] + effs[i + 1]) / 2) for i in
-                   range(1, len(effs), 2)]
+            eff = kept(effs[0::2], effs[1::2])
             if any(r["mode"] != "bpf" for r in reps):
                 raise SystemExit("bench: gotrace did not sample in BPF: %s" %
                                  reps[0]["mode_reason"])
@@ -230,8 +147,8 @@ def bench_bpf_load(binary, name, args):
             def med(k):
                 return statistics.median(x[k] for x in b)
             print("          untraced %10.0f %s" % (statistics.median(base), unit))
-            print("          gotrace heap %s: %s" % (cfg or "(defaults)", kept(ratios)))
-            print("            work per target CPU-second: %s" % kept(eff))
+            print("          gotrace heap %s: %s" % (cfg or "(defaults)", kept_note(ratios)))
+            print("            work per target CPU-second: %s" % kept_note(eff))
             print("            at %s: %.0f hits/s x %.1f us = %.1f%% of a CPU while attached, "
                   "attached %.0f%% of the time, %.2f%% of a CPU on average, %.0f sample "
                   "points" % (b[0]["at"], med("hits_per_s_attached"),
@@ -244,54 +161,33 @@ def bench_bpf_load(binary, name, args):
 
 # ---------------------------------------------------------------- cost per hit
 
-def wait_line(proc, stream, pattern, timeout=60):
-    """Read STREAM of PROC until a line matches PATTERN."""
-    buf, deadline = b"", time.monotonic() + timeout
-    while not re.search(pattern, buf.decode(errors="replace")):
-        r, _, _ = select.select([stream], [], [], max(0, deadline - time.monotonic()))
-        chunk = os.read(stream.fileno(), 4096) if r else b""
-        if not chunk:
-            proc.kill()
-            raise SystemExit("bench: %s did not say %r: %s" % (proc.args[0], pattern,
-                                                                buf.decode()[-2000:]))
-        buf += chunk
-    return buf.decode(errors="replace")
-
-
 def alloc_cpu(t, n, size):
-    return json.loads(get(t.port, "/allocs?n=%d&size=%d" % (n, size)))["cpu_ns"]
+    """CPU ns the target spends on N allocations of SIZE bytes."""
+    return t.json("/allocs?n=%d&size=%d" % (n, size))["cpu_ns"]
 
 
-def traced_cpu(t, n, size, cmd, pattern, count):
-    """CPU ns of N allocations under the tracer CMD (ready when its stderr, or its stdout
-    for bpftrace, matches PATTERN), and what COUNT(stdout, stderr) reads from its output."""
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+def gotrace_cpu(t, n, size, cmd):
+    """alloc_cpu() under the gotrace heap command CMD, its hits and its report."""
+    g = start(cmd, r"Ctrl-C")
     try:
-        wait_line(p, p.stdout if cmd[0] == "bpftrace" else p.stderr, pattern)
-        time.sleep(0.3)  # bpftrace says "Attaching" before it attaches
+        time.sleep(0.3)  # a margin past its start-up line (its probes attach before it)
         cpu = alloc_cpu(t, n, size)
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=60)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    return cpu, count(out.decode(), err.decode())
-
-
-def gotrace_hits(out, err):
+        out, _ = stop(g)
     rep = json.loads(out)
     if rep["mode"] != "bpf" or rep["bpf"]["attach_windows"] != 1:
         raise SystemExit("bench: gotrace did not keep its probes attached: %s" % rep["bpf"])
-    return rep["bpf"]["hits"], rep
+    return cpu, rep["bpf"]["hits"], rep
 
 
-def bpftrace_hits(out, err):
-    m = re.search(r"@: (\d+)", out)
-    if not m:
-        raise SystemExit("bench: no count from bpftrace: %s %s" % (out, err))
-    return int(m.group(1)), None
+def bpftrace_cpu(t, n, size, binary, offsets):
+    """alloc_cpu() under bpftrace counting hits at OFFSETS of BINARY, and its hits."""
+    b = bpftrace_start(binary, offsets)
+    try:
+        cpu = alloc_cpu(t, n, size)
+    finally:
+        hits = bpftrace_stop(b)
+    return cpu, hits
 
 
 def bench_cost(binary, args):
@@ -311,18 +207,14 @@ def bench_cost(binary, args):
                                  ("gotrace heap --bpf-at refill", ["--bpf-at", "refill"])):
                 costs = []
                 for _ in range(args.rounds):
-                    cpu, (hits, rep) = traced_cpu(t, n, size, head + extra, r"Ctrl-C",
-                                                  gotrace_hits)
+                    cpu, hits, rep = gotrace_cpu(t, n, size, head + extra)
                     costs.append((cpu - base, hits))
                 if "mallocgc" in extra:
                     offsets = [p["file_offset"] for p in rep["bpf"]["probes"]]
                 rows.append((label, costs, rep["bpf"]))
-            probes = ",".join("uprobe:%s:%#x" % (binary, o) for o in offsets)
             costs = []
             for _ in range(args.rounds):
-                cpu, (hits, _) = traced_cpu(t, n, size, ["bpftrace", "--unsafe", "-e",
-                                                         probes + " { @ = count(); }"],
-                                            r"Attaching \d+ probe", bpftrace_hits)
+                cpu, hits = bpftrace_cpu(t, n, size, binary, offsets)
                 costs.append((cpu - base, hits))
             rows.append(("bpftrace, the mallocgc sites", costs, None))
             print("cost      %d allocations of %d B: %.0f ns each untraced (process CPU)" %
@@ -356,10 +248,9 @@ def main():
                          "(default: ';--budget 10;--bpf-at mallocgc')")
     ap.add_argument("--loads", default="buckets,alloc,http,alloc-bpf,http-bpf,cost")
     args = ap.parse_args()
-    if not os.access(GOTRACE, os.X_OK):
-        raise SystemExit("bench: build gotrace first (make)")
-    binary, ver = build()
-    noprof, _ = build(noprof=True)
+    need_gotrace()
+    binary, ver = build_scenario("heap")
+    noprof, _ = build_scenario("heap", tags=["noprof"])
     print("%s, %d cores, %d s phases, %d rounds" % (ver, os.cpu_count(), args.phase,
                                                     args.rounds))
     for name in args.loads.split(","):

@@ -20,59 +20,13 @@ import argparse
 import json
 import os
 import re
-import select
-import signal
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH = os.path.dirname(os.path.abspath(__file__))
-GOTRACE = os.path.join(ROOT, "gotrace")
-OUT = os.path.join(BENCH, ".output")
-
-
-def newest_go():
-    if os.environ.get("GO"):
-        return os.environ["GO"]
-    r = subprocess.run([os.path.join(ROOT, "tools", "go-toolchains.sh")], capture_output=True,
-                       text=True, check=True)
-    minor, goroot = sorted((int(l.split()[0]), l.split()[1]) for l in r.stdout.split("\n")
-                           if l.strip())[-1]
-    return os.path.join(goroot, "bin", "go")
-
-
-def go_build(go, out, target, cwd):
-    goroot = os.path.dirname(os.path.dirname(go))
-    env = dict(os.environ, GOROOT=goroot, GOTOOLCHAIN="local", GOFLAGS="-mod=mod",
-               GOPROXY="off", CGO_ENABLED="0")
-    env.setdefault("GOCACHE", os.path.join(os.path.expanduser("~"), ".cache", "gotrace",
-                                           "gocache", "bench"))
-    subprocess.run([go, "build", "-buildvcs=false", "-ldflags=-s -w", "-o", out, target],
-                   cwd=cwd, env=env, check=True)
-    return subprocess.run([go, "version"], capture_output=True, text=True,
-                          env=env).stdout.split()[2]
-
-
-def sigint_dfl():
-    """Children stop on SIGINT even when this script was started with it ignored (&)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def wait_line(proc, stream, pattern, timeout=60):
-    """Read STREAM of PROC until a line matches PATTERN; returns the text read."""
-    buf, deadline = b"", time.monotonic() + timeout
-    while not re.search(pattern, buf.decode(errors="replace")):
-        r, _, _ = select.select([stream], [], [], max(0, deadline - time.monotonic()))
-        chunk = os.read(stream.fileno(), 4096) if r else b""
-        if not chunk:
-            proc.kill()
-            raise SystemExit("bench: %s did not say %r: %s" % (proc.args[0], pattern,
-                                                                buf.decode()[-2000:]))
-        buf += chunk
-    return buf.decode(errors="replace")
+from common import (BENCH, GOTRACE, OUT, Target, alternate, bpftrace_start, bpftrace_stop,
+                    build_scenario, go_build, kept, need_gotrace, percents, proc_cpu, start, stop)
 
 
 class Driver:
@@ -107,64 +61,14 @@ class Driver:
 
 
 def gotrace_start(pid, *args):
-    g = Popen([GOTRACE, "trace", "-p", str(pid), "--json", *args],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=sigint_dfl)
-    g.err = wait_line(g, g.stderr, r"tracing goroutine lifecycle")
-    return g
+    return start([GOTRACE, "trace", "-p", str(pid), "--json", *args],
+                 r"tracing goroutine lifecycle")
 
 
 def gotrace_stop(g):
-    """Stop it; returns (report, stderr). g.cpu_s: its CPU time (user + system)."""
-    g.send_signal(signal.SIGINT)
-    out, err = g.communicate(timeout=60)
-    if g.returncode:
-        raise SystemExit("bench: gotrace trace failed: %s%s" % (g.err, err.decode()))
-    g.cpu_s = g.ru.ru_utime + g.ru.ru_stime if getattr(g, "ru", None) else None
-    return json.loads(out.decode().strip().splitlines()[-1]), g.err + err.decode()
-
-
-def proc_cpu(pid):
-    """CPU seconds (user + system) of process PID so far."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-class Popen(subprocess.Popen):
-    """Popen that keeps the child's resource usage (wait4) when reaping it."""
-
-    def _try_wait(self, wait_flags):
-        try:
-            pid, sts, self.ru = os.wait4(self.pid, wait_flags)
-        except ChildProcessError:
-            pid, sts = self.pid, 0
-        return pid, sts
-
-
-def bpftrace_start(binary, offsets):
-    probes = ",".join("uprobe:%s:%#x" % (binary, o) for o in offsets)
-    b = subprocess.Popen(["bpftrace", "--unsafe", "-e", probes + " { @ = count(); }"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=sigint_dfl)
-    wait_line(b, b.stdout, r"Attaching \d+ probe")
-    time.sleep(0.3)  # "Attaching" comes before the attach itself
-    return b
-
-
-def bpftrace_stop(b):
-    b.send_signal(signal.SIGINT)
-    try:
-        out, err = b.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        st = open("/proc/%d/status" % b.pid).read()
-        stack = subprocess.run(["cat", "/proc/%d/stack" % b.pid], capture_output=True,
-                               text=True).stdout
-        b.kill()
-        b.communicate()
-        raise SystemExit("bench: bpftrace did not stop: %s\n%s" % (st, stack))
-    m = re.search(r"@: (\d+)", out.decode())
-    if not m:
-        raise SystemExit("bench: no count from bpftrace: %s %s" % (out.decode(), err.decode()))
-    return int(m.group(1))
+    """Stop it; returns (report, stderr)."""
+    out, err = stop(g)
+    return json.loads(out.strip().splitlines()[-1]), err
 
 
 def sites(binary, drv):
@@ -222,59 +126,49 @@ def per_hit(binary, drv, args):
 
 
 def churn(drv, args):
-    """(untraced goroutines/s, [kept ratio per round], [gotrace avg cost %], [governor])."""
+    """(untraced goroutines/s, [kept ratio per round], [the same per target CPU-second],
+    [gotrace avg cost %], [governor state], [gotrace's own CPU %])."""
     def rate():
         """(goroutines per second, goroutines per CPU-second of the target)."""
         n, cpu, wall = drv.cmd("churn %g" % args.phase)
         return n / (wall / 1e9), n / (cpu / 1e9)
-    base, kept, kept_cpu, cost, gov, own = [rate()], [], [], [], [], []
-    for _ in range(args.rounds):
+    own = []
+
+    def traced():
         g = gotrace_start(drv.pid)
         c0, t0 = proc_cpu(g.pid), time.monotonic()
         r = rate()
         own.append(100 * (proc_cpu(g.pid) - c0) / (time.monotonic() - t0))
         rep, _ = gotrace_stop(g)
-        after = rate()
-        kept.append(r[0] / ((base[-1][0] + after[0]) / 2))
-        kept_cpu.append(r[1] / ((base[-1][1] + after[1]) / 2))
-        base.append(after)
-        cost.append(rep["governor"]["avg_cost_pct"])
-        gov.append(rep["governor"]["state"])
-    return statistics.median(b[0] for b in base), kept, kept_cpu, cost, gov, own
+        return r, rep["governor"]
+    base, rates, gov = alternate(rate, [traced] * args.rounds)
+    return (statistics.median(b[0] for b in base),
+            kept([b[0] for b in base], [r[0] for r in rates]),
+            kept([b[1] for b in base], [r[1] for r in rates]),
+            [g["avg_cost_pct"] for g in gov], [g["state"] for g in gov], own)
 
 
 def scenario(binary, args):
     """The lifecycle test scenario: /run + /release cycles per second, traced vs untraced."""
-    p = subprocess.Popen([binary], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t = Target(binary)
     try:
-        _, port, pid = p.stdout.readline().split()
-        port, pid = int(port), int(pid)
-
-        def get(path):
-            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
-                                        timeout=60) as r:
-                return r.read().decode()
-
         def rate():
             k, t0 = 0, time.monotonic()
             while time.monotonic() - t0 < args.phase:
-                get("/run?a=500&b=50&c=50&rate=0")
-                get("/release")
+                t.get("/run?a=500&b=50&c=50&rate=0")
+                t.get("/release")
                 k += 1
             return k / (time.monotonic() - t0)
-        base, kept, cost = [rate()], [], []
-        for _ in range(args.rounds):
-            g = gotrace_start(pid)
+
+        def traced():
+            g = gotrace_start(t.pid)
             r = rate()
             rep, _ = gotrace_stop(g)
-            after = rate()
-            kept.append(r / ((base[-1] + after) / 2))
-            base.append(after)
-            cost.append(rep["governor"]["avg_cost_pct"])
-        return statistics.median(base), kept, cost
+            return r, rep["governor"]["avg_cost_pct"]
+        base, rates, cost = alternate(rate, [traced] * args.rounds)
+        return statistics.median(base), kept(base, rates), cost
     finally:
-        p.kill()
-        p.wait()
+        t.close()
 
 
 def main():
@@ -288,12 +182,9 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("bench: needs root (BPF)")
-    if not os.access(GOTRACE, os.X_OK):
-        raise SystemExit("bench: build gotrace first (make)")
-    os.makedirs(OUT, exist_ok=True)
-    go = newest_go()
+    need_gotrace()
     binary = os.path.join(OUT, "lifecycle_cost")
-    ver = go_build(go, binary, "lifecycle_cost.go", BENCH)
+    ver = go_build(BENCH, binary, "lifecycle_cost.go").split()[2]
     print("%s, kernel %s, %d cores, load average %s" % (
         ver, os.uname().release, os.cpu_count(),
         " ".join(open("/proc/loadavg").read().split()[:3])))
@@ -310,14 +201,13 @@ def main():
                     name, base, g, "%.0f" % b if b else "-", "%.2f" % (g / b) if b else "-",
                     " ".join("%.0f" % x for x in ga), " ".join("%.0f" % x for x in ba)))
         if "churn" in only:
-            base, kept, kept_cpu, cost, gov, own = churn(drv, args)
+            base, ratios, ratios_cpu, cost, gov, own = churn(drv, args)
             print("\n(b) goroutine churn, every P, default budget: untraced %.0f goroutines/s"
                   % base)
             print("    throughput kept %.1f%% (median; rounds %s)" % (
-                100 * statistics.median(kept), " ".join("%.1f" % (100 * k) for k in kept)))
+                100 * statistics.median(ratios), percents(ratios)))
             print("    goroutines per CPU-second of the target kept %.1f%% (rounds %s)" % (
-                100 * statistics.median(kept_cpu),
-                " ".join("%.1f" % (100 * k) for k in kept_cpu)))
+                100 * statistics.median(ratios_cpu), percents(ratios_cpu)))
             print("    gotrace's estimate of its cost %s%% of a CPU; gotrace's own CPU while "
                   "tracing %s%%" % (" ".join("%.2f" % c for c in cost),
                                     " ".join("%.1f" % c for c in own)))
@@ -325,13 +215,12 @@ def main():
     finally:
         drv.close()
     if "scenario" in only:
-        sbin = os.path.join(OUT, "lifecycle-scenario")
-        go_build(go, sbin, ".", os.path.join(ROOT, "tests", "scenarios", "lifecycle"))
-        base, kept, cost = scenario(sbin, args)
+        sbin, _ = build_scenario("lifecycle")
+        base, ratios, cost = scenario(sbin, args)
         print("\n    lifecycle scenario (/run?a=500&b=50&c=50 + /release, 700 goroutines "
               "each): untraced %.1f cycles/s" % base)
         print("    kept %.1f%% (median; rounds %s), gotrace's estimate %s%% of a CPU" % (
-            100 * statistics.median(kept), " ".join("%.1f" % (100 * k) for k in kept),
+            100 * statistics.median(ratios), percents(ratios),
             " ".join("%.2f" % c for c in cost)))
     return 0
 

@@ -26,70 +26,14 @@ Usage: bench/bench_top.py [--phase S] [--rounds N] [--parked N] [--census N]
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GOTRACE = os.path.join(ROOT, "gotrace")
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), ".output")
-
-
-def newest_go():
-    if os.environ.get("GO"):
-        return os.environ["GO"]
-    r = subprocess.run([os.path.join(ROOT, "tools", "go-toolchains.sh")], capture_output=True,
-                       text=True, check=True)
-    minor, goroot = sorted((int(l.split()[0]), l.split()[1]) for l in r.stdout.split("\n")
-                           if l.strip())[-1]
-    return os.path.join(goroot, "bin", "go")
-
-
-def build(scenario):
-    """Build tests/scenarios/SCENARIO stripped; return (path, `go version`)."""
-    go = newest_go()
-    goroot = os.path.dirname(os.path.dirname(go))
-    os.makedirs(OUT, exist_ok=True)
-    out = os.path.join(OUT, "%s-scenario" % scenario)
-    env = dict(os.environ, GOROOT=goroot, GOTOOLCHAIN="local", GOFLAGS="-mod=mod",
-               GOPROXY="off", CGO_ENABLED="0")
-    if "GOCACHE" not in env:
-        env["GOCACHE"] = os.path.join(os.path.expanduser("~"), ".cache", "gotrace", "gocache",
-                                      os.path.basename(goroot).replace("go-", ""))
-    subprocess.run([go, "build", "-buildvcs=false", "-ldflags=-s -w", "-o", out, "."],
-                   cwd=os.path.join(ROOT, "tests", "scenarios", scenario), env=env, check=True)
-    ver = subprocess.run([go, "version"], capture_output=True, text=True, env=env).stdout.strip()
-    return out, ver
-
-
-def get(port, path):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=30) as r:
-        return r.read().decode()
-
-
-class Target:
-    """A scenario process started with ARGS; its "ready PORT PID" line read."""
-
-    def __init__(self, binary, *args):
-        self.p = subprocess.Popen([binary, *args], stdout=subprocess.PIPE,
-                                  stderr=subprocess.DEVNULL, text=True)
-        line = self.p.stdout.readline().split()
-        if not line or line[0] != "ready":
-            self.close()
-            raise SystemExit("bench: %s %s did not start" % (binary, " ".join(args)))
-        self.port, self.pid = int(line[1]), int(line[2])
-
-    def stats(self):
-        return json.loads(get(self.port, "/stats"))
-
-    def close(self):
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait()
+from common import (GOTRACE, Target, alternate, build_scenario, kept, need_gotrace,
+                    percents, wrk_rate)
 
 
 class Gotrace:
@@ -132,35 +76,25 @@ def failure(rc, err):
     return "n/a (gotrace exit %d: %s)" % (rc, line[:100])
 
 
-def wrk_rate(t, seconds):
-    r = subprocess.run(["wrk", "-t1", "-c32", "-d%ds" % seconds,
-                        "http://127.0.0.1:%d/hello" % t.port],
-                       capture_output=True, text=True, timeout=seconds + 30)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
-    if not m:
-        raise SystemExit("bench: cannot read wrk's output: %s %s" % (r.stdout, r.stderr))
-    return float(m.group(1))
-
-
 def churn_rate(t, seconds, samples=None):
     """Goroutines created per second over SECONDS (the program's counter); NumGoroutine
     sampled 10 times a second into SAMPLES."""
-    a, t0 = t.stats()["created"], time.monotonic()
+    a, t0 = t.json("/stats")["created"], time.monotonic()
     end = t0 + seconds
     while time.monotonic() < end:
         time.sleep(min(0.1, max(0, end - time.monotonic())))
         if samples is not None:
-            samples.append(t.stats()["numgoroutine"])
-    b, t1 = t.stats()["created"], time.monotonic()
+            samples.append(t.json("/stats")["numgoroutine"])
+    b, t1 = t.json("/stats")["created"], time.monotonic()
     return (b - a) / (t1 - t0)
 
 
 def phases(t, measure, args):
     """Alternate untraced and traced phases, plus control phases traced by nothing (their
     ratio is the noise of the machine); return the figures."""
-    base = [measure(t, args.phase)]
-    ratios, controls, rates, docs, fails, cpu = [], [], [], [], [], []
-    for _ in range(args.rounds):
+    docs, fails, cpu = [], [], []
+
+    def traced():
         g = Gotrace("top", "-p", str(t.pid), "-b", "-d", str(args.phase + 1), "--json")
         time.sleep(0.5)  # past gotrace's start-up
         samples = []
@@ -172,30 +106,28 @@ def phases(t, measure, args):
         else:
             docs.append((doc, samples, rss))
             cpu.append(g.cpu / wall)
-        after = measure(t, args.phase)
-        ratios.append(rate / ((base[-1] + after) / 2))
-        rates.append(rate)
-        base.append(after)
-        if args.control:
-            time.sleep(0.5)
-            rate = measure(t, args.phase)
-            after = measure(t, args.phase)
-            controls.append(rate / ((base[-1] + after) / 2))
-            base.append(after)
-    return {"untraced": statistics.median(base), "traced": statistics.median(rates),
-            "kept": statistics.median(ratios), "all": ratios, "docs": docs, "fails": fails,
-            "controls": controls, "cpu": cpu}
+        return rate, None
+
+    def control():
+        time.sleep(0.5)
+        return measure(t, args.phase), None
+    each = [traced, control] if args.control else [traced]
+    base, rates, _ = alternate(lambda: measure(t, args.phase), each * args.rounds)
+    ratios = kept(base, rates)
+    n = len(each)  # the traced phases, then the control phases, every N-th
+    return {"untraced": statistics.median(base), "traced": statistics.median(rates[::n]),
+            "kept": statistics.median(ratios[::n]), "all": ratios[::n], "docs": docs,
+            "fails": fails, "controls": ratios[1::n] if n > 1 else [], "cpu": cpu}
 
 
 def spread(r):
     """The per-round ratios, gotrace's CPU use, the control phases' ratios (the noise)."""
-    s = "[%s]" % " ".join("%.1f" % (100 * x) for x in r["all"])
+    s = "[%s]" % percents(r["all"])
     if r["cpu"]:
         s += " gotrace CPU %.1f%% of a core" % (100 * statistics.median(r["cpu"]))
     if r["controls"]:
-        s += " untraced/untraced: %.1f%% [%s]" % (
-            100 * statistics.median(r["controls"]),
-            " ".join("%.1f" % (100 * x) for x in r["controls"]))
+        s += " untraced/untraced: %.1f%% [%s]" % (100 * statistics.median(r["controls"]),
+                                                   percents(r["controls"]))
     return s
 
 
@@ -204,7 +136,7 @@ def row(name, untraced, traced, kept, target, note=""):
 
 
 def bench_http(args):
-    binary, _ = build("httpserver")
+    binary, _ = build_scenario("httpserver")
     t = Target(binary)
     try:
         time.sleep(1)
@@ -219,7 +151,7 @@ def bench_http(args):
 
 
 def bench_churn(args):
-    binary, _ = build("churn")
+    binary, _ = build_scenario("churn")
     t = Target(binary, "-n", str(args.parked))
     try:
         time.sleep(1)
@@ -249,10 +181,10 @@ def bench_churn(args):
 
 
 def bench_census(args):
-    binary, _ = build("churn")
+    binary, _ = build_scenario("churn")
     t = Target(binary, "-workers", "0", "-n", str(args.census))
     try:
-        n = t.stats()["numgoroutine"]
+        n = t.json("/stats")["numgoroutine"]
         walls, rss, ms, totals, fail = [], [], [], [], None
         for _ in range(3):
             rc, doc, err, r, wall = Gotrace("goroutines", "-p", str(t.pid), "--json").finish()
@@ -294,11 +226,10 @@ def main():
     ap.add_argument("--no-control", dest="control", action="store_false",
                     help="skip the untraced/untraced control phases")
     args = ap.parse_args()
-    if not os.access(GOTRACE, os.X_OK):
-        raise SystemExit("bench: build gotrace first (make)")
+    need_gotrace()
     if os.geteuid() != 0:
         raise SystemExit("bench: gotrace top loads BPF programs: run as root")
-    _, ver = build("churn")
+    _, ver = build_scenario("churn")
     print("%s, %d cores, load average %.1f, %d s phases, %d rounds" %
           (ver, os.cpu_count(), os.getloadavg()[0], args.phase, args.rounds))
     row("load", "untraced", "traced", "kept", "target", "per round / notes")
