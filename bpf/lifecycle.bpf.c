@@ -449,15 +449,4 @@ int lc_ready(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Calibration: attached to gotrace's own code to time one hit by instruction kind. */
-SEC("uprobe")
-int lc_calib(struct pt_regs *ctx)
-{
-	struct lc_counters *c = counters_get();
-
-	if (c)
-		inc(c, LC_CNT_CALIB);
-	return 0;
-}
-
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -39,7 +39,6 @@ enum lc_counter {
 	LC_CNT_RB_LOST,		       /* ring buffer full: events lost */
 	LC_CNT_EVENTS,		       /* events submitted to the ring buffer */
 	LC_CNT_STACK_BAD,	       /* creator stack did not start at gopc: kept gopc only */
-	LC_CNT_CALIB,		       /* hits of the calibration probe (gotrace's own process) */
 	LC_CNT__NR,
 };
 

@@ -4,21 +4,20 @@
  *
  * The cost of a uprobe is paid by the target: a trap per hit, a few microseconds
  * when the kernel emulates the probed instruction (push rbp) and about four times
- * that when it must single-step it out of line (RET, the stack-check cmp, sub rsp).
- * Timed once per gotrace process on two instructions of gotrace's own code, plus the
- * BPF program's own run time (kernel BPF stats). The governor turns hits per second
- * into CPU-seconds per second and keeps the average under the budget with a token
- * bucket: when the bucket runs dry it detaches the costliest probes; a detached
- * probe comes back for a sampling window when the bucket is full again, and stays
- * if its cost then fits the budget.
+ * that when it must single-step it out of line (RET, the stack-check cmp, sub rsp),
+ * plus the BPF program's own run time; engine/governor.c measures both. The governor
+ * thread turns hits per second into CPU-seconds per second and keeps the average
+ * under the budget with the shared token bucket. The policy on top of it is this
+ * engine's: when the bucket runs dry it detaches the costliest probes one by one; a
+ * detached probe comes back for a sampling window when the bucket is full again, and
+ * stays if its cost then fits the budget. Each probe is one gov_link, whatever its
+ * number of sites (newproc1's RETs).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,27 +35,10 @@
 #include "lifecycle.skel.h"
 
 #include "bpf/bpf_support.h"
+#include "engine/governor.h"
 #include "goruntime/probes.h"
 #include "proc/mem.h"
 #include "util/log.h"
-
-/*
- * Built-in cost per hit (bench/probe_cost.sh, kernel 6.18 on the project's machines),
- * used when calibration is off or fails.
- */
-#define COST_EMULATED_NS 5400.0
-#define COST_SINGLESTEP_NS 19000.0
-#define COST_NOP5_NS 1300.0
-
-/* How the kernel handles the probed instruction, which sets the cost of a hit. */
-enum lc_kind {
-	LC_KIND_EMULATED,   /* push rbp, jmp/call, short nops: emulated, one trap */
-	LC_KIND_SINGLESTEP, /* everything else: single-stepped out of line, two traps */
-	LC_KIND_NOP5,	    /* nopl 0(%rax,%rax,1): a call to a trampoline (Linux 6.17+ x86) */
-	LC_KIND__CNT,
-};
-
-static const char *const kind_names[LC_KIND__CNT] = { "emulated", "single-step", "nop5" };
 
 #define DEFAULT_STACK_DEPTH 12
 #define DEFAULT_MAX_GOROUTINES 65536
@@ -72,11 +54,11 @@ static const char *const kind_names[LC_KIND__CNT] = { "emulated", "single-step",
 struct lc_probe {
 	const char *name, *func, *site;
 	bool wanted;
-	enum lc_kind kind;
+	enum gov_kind kind;
 	struct bpf_program *prog;
 	int nsites;
 	uint64_t file_off[GO_PROBE_MAX_RETS];
-	struct bpf_link *links[GO_PROBE_MAX_RETS];
+	struct gov_link link; /* every site at once */
 	enum lifecycle_probe_state state;
 	uint64_t hits, hits_prev;
 	double prog_ns;		     /* BPF run time per hit, 0 unknown */
@@ -97,7 +79,6 @@ struct lifecycle {
 	const struct go_model *m;
 	pid_t pid;
 	struct lifecycle_opts o;
-	double budget; /* CPU-s/s; < 0 none */
 	struct lifecycle_bpf *skel;
 	struct ring_buffer *rb;
 	struct proc_mem *mem;
@@ -105,14 +86,14 @@ struct lifecycle {
 	int ncpus;
 	struct lc_counters *pcpu; /* ncpus values for one lookup */
 	struct lc_counters sum;	  /* last read, summed over CPUs */
-	int stats_fd;		  /* BPF run-time stats enabled while open */
 
 	pthread_t thread;
 	bool thread_started;
 	int stop_fd;
 	pthread_mutex_t lock; /* everything below, and probe states */
 	double t0, last_tick, last_sweep, last_prog_stats;
-	double bucket, spent;
+	struct gov_bucket bucket;
+	double spent;
 	double est_now;	      /* CPU-s/s of the attached probes, last tick */
 	uint64_t events_read;
 	uint64_t exit_swept;
@@ -120,8 +101,7 @@ struct lifecycle {
 	bool fast; /* a probe is sampling: tick at FAST_TICK_MS */
 	struct swept_site swept[SWEPT_SLOTS];
 	uint64_t swept_overflow;
-	pthread_t *reapers; /* threads destroying links (see probe_detach_async) */
-	int nreapers, reapers_cap;
+	struct gov_reaper reaper; /* threads closing detached links */
 };
 
 static const struct {
@@ -163,284 +143,34 @@ const char *lifecycle__probe_state_name(enum lifecycle_probe_state s)
 	}
 }
 
-/* ---------------------------------------------------------------- calibration */
-
-/*
- * Two tiny functions of gotrace's own whose first instruction the kernel handles
- * like the probe sites in Go code: "push %rbp" is emulated, "sub $8, %rsp" is
- * single-stepped out of line (arch/x86/kernel/uprobes.c).
- */
-#if defined(__x86_64__)
-__asm__(".pushsection .text.lc_calib,\"ax\",@progbits\n"
-	".p2align 4\n"
-	".globl lc_calib_push\n"
-	".hidden lc_calib_push\n"
-	".type lc_calib_push,@function\n"
-	"lc_calib_push:\n"
-	"	push %rbp\n"
-	"	pop %rbp\n"
-	"	ret\n"
-	".size lc_calib_push, .-lc_calib_push\n"
-	".p2align 4\n"
-	".globl lc_calib_step\n"
-	".hidden lc_calib_step\n"
-	".type lc_calib_step,@function\n"
-	"lc_calib_step:\n"
-	"	sub $8, %rsp\n"
-	"	add $8, %rsp\n"
-	"	ret\n"
-	".size lc_calib_step, .-lc_calib_step\n"
-	".p2align 4\n"
-	".globl lc_calib_nop5\n"
-	".hidden lc_calib_nop5\n"
-	".type lc_calib_nop5,@function\n"
-	"lc_calib_nop5:\n"
-	"	.byte 0x0f, 0x1f, 0x44, 0x00, 0x00\n" /* nopl 0x0(%rax,%rax,1) */
-	"	ret\n"
-	".size lc_calib_nop5, .-lc_calib_nop5\n"
-	".popsection\n");
-void lc_calib_push(void);
-void lc_calib_step(void);
-void lc_calib_nop5(void);
-#endif
-
-static pthread_mutex_t calib_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool calib_done, calib_ok;
-static double calib_ns[LC_KIND__CNT] = { [LC_KIND_EMULATED] = COST_EMULATED_NS,
-					  [LC_KIND_SINGLESTEP] = COST_SINGLESTEP_NS,
-					  [LC_KIND_NOP5] = COST_NOP5_NS };
-
-#define CALIB_CALLS 200
-#define CALIB_ROUNDS 3
-
-static double thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-/* Fastest of CALIB_ROUNDS rounds, CPU ns per call of FN. */
-static double time_calls(void (*volatile fn)(void))
-{
-	double best = INFINITY;
-
-	for (int r = 0; r < CALIB_ROUNDS; r++) {
-		double t = thread_cpu_ns();
-
-		for (int i = 0; i < CALIB_CALLS; i++)
-			fn();
-		t = (thread_cpu_ns() - t) / CALIB_CALLS;
-		if (t < best)
-			best = t;
-	}
-	return best;
-}
-
-/* File offset of our own code at ADDR, and the path of the file, from /proc/self/maps. */
-static int self_file_offset(uint64_t addr, char *path, size_t len, uint64_t *off)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[4352];
-	int err = -ENOENT;
-
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long lo, hi, pgoff;
-		char perms[8], file[4096];
-
-		file[0] = 0;
-		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %4095s", &lo, &hi, perms, &pgoff,
-			   file) < 4)
-			continue;
-		if (addr < lo || addr >= hi || perms[2] != 'x' || file[0] != '/')
-			continue;
-		*off = addr - lo + pgoff;
-		snprintf(path, len, "%s", file);
-		err = 0;
-		break;
-	}
-	fclose(f);
-	return err;
-}
-
-static uint64_t calib_hits(struct lifecycle *lc)
-{
-	__u32 zero = 0;
-	uint64_t n = 0;
-
-	if (bpf_map__lookup_elem(lc->skel->maps.counters, &zero, sizeof(zero), lc->pcpu,
-				 lc->ncpus * sizeof(*lc->pcpu), 0))
-		return 0;
-	for (int i = 0; i < lc->ncpus; i++)
-		n += lc->pcpu[i].c[LC_CNT_CALIB];
-	return n;
-}
-
-/* Trap cost of one hit on FN's first instruction, ns; < 0 on failure. */
-static double calibrate_one(struct lifecycle *lc, void (*fn)(void))
-{
-	char path[4096];
-	struct bpf_link *link;
-	uint64_t off = 0, h0, h1;
-	double base, traced;
-
-	if (self_file_offset((uint64_t)(uintptr_t)fn, path, sizeof(path), &off))
-		return -1;
-	base = time_calls(fn);
-	link = bpf_program__attach_uprobe_opts(lc->skel->progs.lc_calib, getpid(), path, off,
-					       NULL);
-	if (!link)
-		return -1;
-	h0 = calib_hits(lc);
-	traced = time_calls(fn);
-	h1 = calib_hits(lc);
-	bpf_link__destroy(link);
-	/* Every call must have hit: otherwise the timing measured something else. */
-	if (h1 - h0 != CALIB_CALLS * CALIB_ROUNDS || traced <= base)
-		return -1;
-	return traced - base;
-}
-
-static void calibrate(struct lifecycle *lc)
-{
-	pthread_mutex_lock(&calib_lock);
-	if (!calib_done && !lc->o.no_calibrate) {
-#if defined(__x86_64__)
-		double e = calibrate_one(lc, lc_calib_push);
-		double st = calibrate_one(lc, lc_calib_step);
-		double n5 = calibrate_one(lc, lc_calib_nop5);
-
-		if (e > 0 && st > 0 && n5 > 0) {
-			calib_ns[LC_KIND_EMULATED] = e;
-			calib_ns[LC_KIND_SINGLESTEP] = st;
-			calib_ns[LC_KIND_NOP5] = n5;
-			calib_ok = true;
-		} else {
-			vlog("gotrace: uprobe cost calibration failed: using the built-in table\n");
-		}
-#endif
-		calib_done = true;
-		vlog("gotrace: uprobe cost per hit: %.0f ns emulated, %.0f ns single-stepped, "
-		     "%.0f ns at a nop5 (%s)\n", calib_ns[LC_KIND_EMULATED],
-		     calib_ns[LC_KIND_SINGLESTEP], calib_ns[LC_KIND_NOP5],
-		     calib_ok ? "measured" : "built-in");
-	}
-	pthread_mutex_unlock(&calib_lock);
-}
-
-static double trap_ns(enum lc_kind k)
-{
-	return calib_ns[k < LC_KIND__CNT ? k : LC_KIND_SINGLESTEP];
-}
-
-/* The kind of the instruction at CODE (LEN bytes readable) in an EM_* binary. */
-static enum lc_kind site_kind(uint16_t machine, const uint8_t *code, size_t len)
-{
-	static const uint8_t nop5[] = { 0x0f, 0x1f, 0x44, 0x00, 0x00 };
-
-	if (!code)
-		return LC_KIND_SINGLESTEP;
-	if (machine == EM_X86_64 && len >= sizeof(nop5) && !memcmp(code, nop5, sizeof(nop5)))
-		return LC_KIND_NOP5;
-	return insn__attach_kind(machine, code, len) == GO_ATTACH_EMULATED ? LC_KIND_EMULATED
-									  : LC_KIND_SINGLESTEP;
-}
-
 static double probe_cost_ns(const struct lc_probe *p)
 {
-	return trap_ns(p->kind) + p->prog_ns;
+	return gov_trap_ns(p->kind) + p->prog_ns;
 }
 
 /* ---------------------------------------------------------------- probes */
 
-/* Attach every site of P. 0, or -errno with the probe left detached. */
+/* Attach every site of P as one link. 0, or -errno with the probe left detached. */
 static int probe_attach(struct lifecycle *lc, struct lc_probe *p)
 {
-	for (int i = 0; i < p->nsites; i++) {
-		if (p->links[i])
-			continue;
-		p->links[i] = bpf_program__attach_uprobe_opts(p->prog, lc->pid, lc->m->path,
-							      p->file_off[i], NULL);
-		if (!p->links[i]) {
-			int err = -errno;
-
-			for (int k = 0; k < p->nsites; k++) {
-				bpf_link__destroy(p->links[k]);
-				p->links[k] = NULL;
-			}
-			return err;
-		}
-	}
-	return 0;
+	return gov_link__attach(&p->link, p->prog, lc->pid, lc->m->path, p->file_off, p->nsites);
 }
 
 /*
- * On a busy machine a normal thread waits tens of milliseconds for a CPU while hot
- * probes keep trapping: the governor runs at the lowest real-time priority (it sleeps
- * most of the time). Without the privilege it stays a normal thread. 0 or an errno.
+ * Detach P without waiting, and charge what it may still cost unseen: the tail of a
+ * perf-event uprobe (0 with uprobe_multi links) at RATE hits/s.
  */
-static int set_rt(bool on)
+static void probe_detach(struct lifecycle *lc, struct lc_probe *p, double rate)
 {
-	struct sched_param sp = { .sched_priority = on ? 1 : 0 };
+	double tail = gov_link__detach(&p->link, &lc->reaper);
+	double c = rate * tail * probe_cost_ns(p) * 1e-9;
 
-	return pthread_setschedparam(pthread_self(), on ? SCHED_FIFO : SCHED_OTHER, &sp);
-}
-
-static void *reap_main(void *arg)
-{
-	/* Created by the governor: the wait for RCU needs no real-time priority. */
-	set_rt(false);
-	bpf_link__destroy(arg);
-	return NULL;
-}
-
-/* Join the link-destroying threads that finished (all of them with WAIT). */
-static void reap(struct lifecycle *lc, bool wait)
-{
-	int k = 0;
-
-	for (int i = 0; i < lc->nreapers; i++) {
-		if (wait)
-			pthread_join(lc->reapers[i], NULL);
-		else if (pthread_tryjoin_np(lc->reapers[i], NULL))
-			lc->reapers[k++] = lc->reapers[i];
-	}
-	lc->nreapers = k;
-}
-
-/*
- * Detach P without waiting. Closing a uprobe's perf event removes the breakpoints
- * at once, then waits for an RCU grace period (tens of milliseconds): in sequence,
- * the probes closed last would keep trapping all that time. One thread per link.
- */
-static void probe_detach_async(struct lifecycle *lc, struct lc_probe *p)
-{
-	reap(lc, false);
-	for (int i = 0; i < p->nsites; i++) {
-		struct bpf_link *link = p->links[i];
-
-		if (!link)
-			continue;
-		p->links[i] = NULL;
-		if (lc->nreapers == lc->reapers_cap) {
-			int cap = lc->reapers_cap ? 2 * lc->reapers_cap : 8;
-			pthread_t *r = realloc(lc->reapers, cap * sizeof(*r));
-
-			if (!r) {
-				bpf_link__destroy(link);
-				continue;
-			}
-			lc->reapers = r;
-			lc->reapers_cap = cap;
-		}
-		if (pthread_create(&lc->reapers[lc->nreapers], NULL, reap_main, link))
-			bpf_link__destroy(link);
-		else
-			lc->nreapers++;
-	}
+	if (c <= 0)
+		return;
+	lc->bucket.level -= c;
+	lc->spent += c;
+	dlog("gotrace: governor: %s may trap %.0f ms more unseen: %.5f CPU-s charged\n", p->name,
+	     tail * 1e3, c);
 }
 
 static bool probe_attached(const struct lc_probe *p)
@@ -491,7 +221,7 @@ static int find_runqput_site(const struct elf_file *ef, const struct go_func *fn
 				break;
 			*off = (uint32_t)(insn->address - fn->entry);
 			if (prev && prev_size == 5 && prev_addr + 5 == insn->address &&
-			    site_kind(EM_X86_64, prev, 5) == LC_KIND_NOP5)
+			    gov_site_kind(EM_X86_64, prev, 5) == GOV_KIND_NOP5)
 				*off = (uint32_t)(prev_addr - fn->entry);
 			err = 0;
 			break;
@@ -549,13 +279,13 @@ static int resolve_create_site(struct lifecycle *lc, struct lc_probe *p)
 	}
 	p->file_off[0] = file_off;
 	p->nsites = 1;
-	p->kind = site_kind(elf_file__machine(ef), elf_file__vaddr_ptr(ef, fn->entry + off, 5),
-			    5);
+	p->kind = gov_site_kind(elf_file__machine(ef),
+				elf_file__vaddr_ptr(ef, fn->entry + off, 5), 5);
 	p->func = fn->name;
-	p->site = p->kind == LC_KIND_NOP5 ? "nop before runqput" : "call of runqput";
+	p->site = p->kind == GOV_KIND_NOP5 ? "nop before runqput" : "call of runqput";
 	p->prog = lc->skel->progs.lc_newproc_runqput;
 	vlog("gotrace: creations at %s+0x%x (%s, %s; file offset %#" PRIx64 ")\n", fn->name,
-	     off, p->site, kind_names[p->kind], file_off);
+	     off, p->site, gov_kind_name(p->kind), file_off);
 	return 0;
 }
 
@@ -576,6 +306,7 @@ static int resolve_probes(struct lifecycle *lc)
 	for (int id = 0; id < LC_PROBE__CNT; id++) {
 		struct lc_probe *p = &lc->probes[id];
 		const struct go_probe_site *s = NULL;
+		uint64_t at;
 
 		p->name = probe_specs[id].name;
 		p->func = probe_specs[id].func;
@@ -608,15 +339,15 @@ static int resolve_probes(struct lifecycle *lc)
 			for (int i = 0; i < s->nret; i++)
 				p->file_off[i] = s->file_offset + s->ret_offsets[i];
 			p->nsites = s->nret;
-			p->kind = site_kind(machine,
-					    elf_file__vaddr_ptr(ef, s->addr + s->ret_offsets[0], 1), 1);
+			at = s->addr + s->ret_offsets[0];
+			p->kind = gov_site_kind(machine, elf_file__vaddr_ptr(ef, at, 1), 1);
 		} else {
 			p->file_off[0] = s->file_offset + s->attach_offset;
 			p->nsites = 1;
-			p->kind = site_kind(machine,
-					    elf_file__vaddr_ptr(ef, s->addr + s->attach_offset, 5), 5);
-			if (s->attach_kind == GO_ATTACH_EMULATED && p->kind == LC_KIND_SINGLESTEP)
-				p->kind = LC_KIND_EMULATED;
+			at = s->addr + s->attach_offset;
+			p->kind = gov_site_kind(machine, elf_file__vaddr_ptr(ef, at, 5), 5);
+			if (s->attach_kind == GO_ATTACH_EMULATED && p->kind == GOV_KIND_SINGLESTEP)
+				p->kind = GOV_KIND_EMULATED;
 		}
 		p->func = s->name;
 		found++;
@@ -656,19 +387,15 @@ static int read_counters(struct lifecycle *lc)
 /* BPF run time per hit of each program (needs kernel BPF stats, else stays 0). */
 static void read_prog_stats(struct lifecycle *lc)
 {
-	if (lc->stats_fd < 0)
-		return;
 	for (int id = 0; id < LC_PROBE__CNT; id++) {
 		struct lc_probe *p = &lc->probes[id];
-		struct bpf_prog_info info = {};
-		__u32 len = sizeof(info);
+		double ns;
 
 		if (!p->wanted || !p->prog)
 			continue;
-		if (bpf_obj_get_info_by_fd(bpf_program__fd(p->prog), &info, &len))
-			continue;
-		if (info.run_cnt)
-			p->prog_ns = (double)info.run_time_ns / info.run_cnt;
+		ns = gov_prog_ns(p->prog);
+		if (ns > 0)
+			p->prog_ns = ns;
 	}
 }
 
@@ -853,9 +580,10 @@ uint64_t lifecycle__sweep(struct lifecycle *lc)
 
 /* ---------------------------------------------------------------- governor */
 
+/* The governor detaches P (attached at p->rate_on hits/s). */
 static void throttle(struct lifecycle *lc, struct lc_probe *p, double now)
 {
-	probe_detach_async(lc, p);
+	probe_detach(lc, p, p->rate_on);
 	p->state = LIFECYCLE_PROBE_OFF;
 	p->off_since = now;
 	p->off_windows++;
@@ -866,8 +594,9 @@ static void throttle(struct lifecycle *lc, struct lc_probe *p, double now)
 static void govern(struct lifecycle *lc, double now)
 {
 	double dt = now - lc->last_tick, cap, on_cost = 0, tick_cost = 0;
+	struct gov_bucket *b = &lc->bucket;
 	struct lc_probe *next_sample = NULL;
-	bool sampling = false;
+	bool sampling = false, attached = false;
 
 	if (dt <= 0)
 		return;
@@ -884,6 +613,7 @@ static void govern(struct lifecycle *lc, double now)
 		if (probe_attached(p)) {
 			double c = dh * probe_cost_ns(p) * 1e-9;
 
+			attached = true;
 			p->on_s += dt;
 			tick_cost += c;
 			if (p->state == LIFECYCLE_PROBE_ON) {
@@ -898,13 +628,14 @@ static void govern(struct lifecycle *lc, double now)
 	lc->spent += tick_cost;
 	lc->est_now = tick_cost / dt;
 	lc->last_tick = now;
-	if (lc->budget < 0)
+	/*
+	 * The bucket's own action is all-or-nothing: this engine acts probe by probe on
+	 * the level instead (detach the costliest, sample one detached probe at a time).
+	 */
+	gov_bucket__tick(b, dt, tick_cost, attached);
+	if (b->budget < 0)
 		return;
-
-	cap = lc->budget * BUCKET_SECONDS;
-	lc->bucket += lc->budget * dt - tick_cost;
-	if (lc->bucket > cap)
-		lc->bucket = cap;
+	cap = gov_bucket__cap(b);
 
 	/*
 	 * A sampling window ended, or spent the bucket already (the probe's rate was
@@ -918,19 +649,19 @@ static void govern(struct lifecycle *lc, double now)
 		if (p->state != LIFECYCLE_PROBE_SAMPLING)
 			continue;
 		len = now - p->win_start;
-		if (len < p->win_len && lc->bucket >= 0) {
+		if (len < p->win_len && b->level >= 0) {
 			sampling = true;
 			continue;
 		}
 		p->rate_on = (p->hits - p->win_hits0) / len;
 		p->cost_on = p->rate_on * probe_cost_ns(p) * 1e-9;
 		dlog("gotrace: governor: %s sampled %.0f ms: %.0f hits/s, %.4f CPU-s/s, bucket "
-		     "%.4f\n", p->name, len * 1e3, p->rate_on, p->cost_on, lc->bucket);
-		if (on_cost + p->cost_on <= KEEP_FRACTION * lc->budget) {
+		     "%.4f\n", p->name, len * 1e3, p->rate_on, p->cost_on, b->level);
+		if (on_cost + p->cost_on <= KEEP_FRACTION * b->budget) {
 			p->state = LIFECYCLE_PROBE_ON;
 			on_cost += p->cost_on;
 		} else {
-			probe_detach_async(lc, p);
+			probe_detach(lc, p, p->rate_on);
 			p->state = LIFECYCLE_PROBE_OFF;
 			p->off_since = now;
 			p->off_windows++;
@@ -938,7 +669,7 @@ static void govern(struct lifecycle *lc, double now)
 	}
 
 	/* Over budget: detach the costliest probes until the rest fit. */
-	while (lc->bucket < 0 && on_cost > lc->budget) {
+	while (b->level < 0 && on_cost > b->budget) {
 		struct lc_probe *worst = NULL;
 
 		for (int id = 0; id < LC_PROBE__CNT; id++) {
@@ -954,11 +685,11 @@ static void govern(struct lifecycle *lc, double now)
 		dlog("gotrace: governor: detaching %s took %.1f ms, %.1f ms after attach\n",
 		     worst->name, (now_s() - now) * 1e3, (now - lc->t0) * 1e3);
 		vlog("gotrace: governor: %s detached: %.0f hits/s, %.3f CPU-s/s > budget %.3f\n",
-		     worst->name, worst->rate_on, worst->cost_on, lc->budget);
+		     worst->name, worst->rate_on, worst->cost_on, b->budget);
 	}
 
 	/* Bucket full again: sample the probe that has been off the longest. */
-	if (sampling || lc->bucket < cap * 0.999 || lc->target_exited)
+	if (sampling || b->level < cap * 0.999 || lc->target_exited)
 		return;
 	for (int id = 0; id < LC_PROBE__CNT; id++) {
 		struct lc_probe *p = &lc->probes[id];
@@ -973,7 +704,7 @@ static void govern(struct lifecycle *lc, double now)
 
 		/* Spend at most the bucket, but see at least one tick. */
 		if (p->cost_on > 0)
-			len = lc->bucket / p->cost_on;
+			len = b->level / p->cost_on;
 		if (len > MAX_SAMPLE_S)
 			len = MAX_SAMPLE_S;
 		if (len < tick)
@@ -987,7 +718,7 @@ static void govern(struct lifecycle *lc, double now)
 		p->win_len = len;
 		p->win_hits0 = p->hits;
 		dlog("gotrace: governor: sampling %s for %.0f ms at %.0f ms (bucket %.4f)\n",
-		     p->name, len * 1e3, (now - lc->t0) * 1e3, lc->bucket);
+		     p->name, len * 1e3, (now - lc->t0) * 1e3, b->level);
 	}
 }
 
@@ -1000,7 +731,7 @@ static void *governor_main(void *arg)
 	/* Signals are for the caller's thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	if (set_rt(true))
+	if (gov_set_rt(true))
 		vlog("gotrace: governor thread: no real-time priority\n");
 	for (;;) {
 		int tick = lc->o.tick_ms;
@@ -1033,9 +764,9 @@ static void *governor_main(void *arg)
 		pthread_mutex_unlock(&lc->lock);
 		if (do_sweep) {
 			/* Bulk work: not at real-time priority (it would displace the target). */
-			set_rt(false);
+			gov_set_rt(false);
 			sweep(lc);
-			set_rt(true);
+			gov_set_rt(true);
 		}
 	}
 	return NULL;
@@ -1128,13 +859,15 @@ int lifecycle__attach(const struct go_model *m, pid_t pid, const struct lifecycl
 	lc->m = m;
 	lc->pid = pid;
 	lc->stop_fd = -1;
-	lc->stats_fd = -1;
+	for (int id = 0; id < LC_PROBE__CNT; id++)
+		gov_link__init(&lc->probes[id].link);
 	pthread_mutex_init(&lc->lock, NULL);
 	if (o)
 		lc->o = *o;
 	if (!lc->o.budget_pct)
 		lc->o.budget_pct = LIFECYCLE_DEFAULT_BUDGET_PCT;
-	lc->budget = lc->o.budget_pct < 0 ? -1 : lc->o.budget_pct / 100.0;
+	gov_bucket__init(&lc->bucket, lc->o.budget_pct < 0 ? -1 : lc->o.budget_pct / 100.0,
+			 BUCKET_SECONDS);
 	if (!lc->o.probes)
 		lc->o.probes = (1u << LC_PROBE__CNT) - 1;
 	if (!lc->o.stack_depth)
@@ -1162,6 +895,10 @@ int lifecycle__attach(const struct go_model *m, pid_t pid, const struct lifecycl
 		goto fail;
 	}
 
+	/* Trap costs and the kind of links, once per gotrace process, before our load. */
+	err = gov_init(lc->o.no_calibrate);
+	if (err)
+		goto fail;
 	lc->skel = lifecycle_bpf__open();
 	if (!lc->skel) {
 		err = -errno;
@@ -1174,6 +911,10 @@ int lifecycle__attach(const struct go_model *m, pid_t pid, const struct lifecycl
 	err = resolve_probes(lc);
 	if (err)
 		goto fail;
+	for (int id = 0; id < LC_PROBE__CNT; id++) {
+		if (lc->probes[id].wanted)
+			gov_prepare_prog(lc->probes[id].prog);
+	}
 	/* Our PID is the kernel's only in the initial PID namespace (count.c). */
 	if (!stat("/proc/self/ns/pid", &st) && st.st_ino == 0xEFFFFFFCU)
 		lc->skel->rodata->targ_tgid = pid;
@@ -1203,10 +944,6 @@ int lifecycle__attach(const struct go_model *m, pid_t pid, const struct lifecycl
 		gt_seterr("cannot open the ring buffer: %s", strerror(-err));
 		goto fail;
 	}
-	/* Optional: per-program run time, for the cost estimate. */
-	lc->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
-	calibrate(lc);
-
 	lc->mem = proc_mem__open(pid);
 	if (!lc->mem)
 		vlog("gotrace: cannot read process %d's memory: no sweep of missed exits\n", pid);
@@ -1216,7 +953,6 @@ int lifecycle__attach(const struct go_model *m, pid_t pid, const struct lifecycl
 	 * target, and a hot probe must not run unaccounted meanwhile.
 	 */
 	lc->t0 = lc->last_tick = lc->last_sweep = lc->last_prog_stats = now_s();
-	lc->bucket = lc->budget > 0 ? lc->budget * BUCKET_SECONDS : 0;
 	lc->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (lc->stop_fd < 0) {
 		err = -errno;
@@ -1300,7 +1036,8 @@ static void governor_text(struct lifecycle *lc, char *buf, size_t len)
 			break;
 	}
 	if (!any)
-		snprintf(buf, len, lc->budget < 0 ? "all probes on (no budget)" : "all probes on");
+		snprintf(buf, len,
+			 lc->bucket.budget < 0 ? "all probes on (no budget)" : "all probes on");
 }
 
 int lifecycle__poll(struct lifecycle *lc, struct lifecycle_stats *st)
@@ -1353,7 +1090,7 @@ int lifecycle__poll(struct lifecycle *lc, struct lifecycle_stats *st)
 		ps->name = p->name;
 		ps->func = p->func;
 		ps->site = p->site;
-		ps->insn = p->wanted ? kind_names[p->kind] : "";
+		ps->insn = p->wanted ? gov_kind_name(p->kind) : "";
 		ps->state = p->wanted ? p->state : LIFECYCLE_PROBE_UNUSED;
 		ps->nsites = p->wanted ? p->nsites : 0;
 		ps->hits = p->hits;
@@ -1366,15 +1103,16 @@ int lifecycle__poll(struct lifecycle *lc, struct lifecycle_stats *st)
 		if (p->throttled || p->state == LIFECYCLE_PROBE_FAILED)
 			st->partial = true;
 	}
-	st->budget_pct = lc->budget < 0 ? -1 : lc->o.budget_pct;
+	st->budget_pct = lc->bucket.budget < 0 ? -1 : lc->o.budget_pct;
 	st->burst_s = BUCKET_SECONDS;
 	st->tick_s = lc->o.tick_ms / 1000.0;
 	st->est_cost_pct = 100.0 * lc->est_now;
 	st->avg_cost_pct = st->elapsed_s > 0 ? 100.0 * lc->spent / st->elapsed_s : 0;
-	st->calib_emulated_ns = calib_ns[LC_KIND_EMULATED];
-	st->calib_singlestep_ns = calib_ns[LC_KIND_SINGLESTEP];
-	st->calib_nop5_ns = calib_ns[LC_KIND_NOP5];
-	st->calibrated = calib_ok;
+	st->calib_emulated_ns = gov_trap_ns(GOV_KIND_EMULATED);
+	st->calib_singlestep_ns = gov_trap_ns(GOV_KIND_SINGLESTEP);
+	st->calib_nop5_ns = gov_trap_ns(GOV_KIND_NOP5);
+	st->calibrated = gov_costs()->measured;
+	st->multi_links = gov_costs()->multi;
 	st->target_exited = lc->target_exited;
 	governor_text(lc, st->governor, sizeof(st->governor));
 	pthread_mutex_unlock(&lc->lock);
@@ -1483,17 +1221,17 @@ void lifecycle__detach(struct lifecycle *lc)
 			elog("gotrace: BUG: cannot stop the governor thread\n");
 		pthread_join(lc->thread, NULL);
 	}
+	/* All at once: perf-event uprobes keep trapping until their link is destroyed. */
 	for (int id = 0; id < LC_PROBE__CNT; id++)
-		probe_detach_async(lc, &lc->probes[id]);
-	reap(lc, true);
-	free(lc->reapers);
+		gov_link__detach(&lc->probes[id].link, &lc->reaper);
+	gov_reaper__reap(&lc->reaper, true);
+	for (int id = 0; id < LC_PROBE__CNT; id++)
+		gov_link__destroy(&lc->probes[id].link);
 	ring_buffer__free(lc->rb);
 	lifecycle_bpf__destroy(lc->skel);
 	proc_mem__free(lc->mem);
 	if (lc->stop_fd >= 0)
 		close(lc->stop_fd);
-	if (lc->stats_fd >= 0)
-		close(lc->stats_fd);
 	pthread_mutex_destroy(&lc->lock);
 	free(lc->pcpu);
 	free(lc);

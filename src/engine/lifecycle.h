@@ -6,10 +6,10 @@
  *
  * Uprobes cost the target a trap per hit (microseconds each), so an overhead
  * governor runs in a thread of its own: it estimates the cost on the target
- * (hits/s x calibrated cost per hit of each probe's instruction kind, plus the BPF
- * program's run time) and keeps the average under a budget by detaching hot probes
- * and re-attaching them for short sampling windows (duty cycling). Counts from a
- * probe that was ever off are partial, and the stats say so.
+ * (hits/s x cost per hit of each probe's instruction kind, plus the BPF program's run
+ * time, both from engine/governor.c) and keeps the average under a budget by
+ * detaching hot probes and re-attaching them for short sampling windows (duty
+ * cycling). Counts from a probe that was ever off are partial, and the stats say so.
  *
  * Exits are seen at runtime.goexit1, parks at runtime.gopark, readies at
  * runtime.ready: wakeups that bypass ready (netpoll and GC work lists, through
@@ -68,7 +68,7 @@ struct lifecycle_probe_stats {
 	const char *site;     /* "ret", "after-prologue", "nop before runqput" */
 	const char *insn;     /* instruction kind: "emulated", "single-step", "nop5" */
 	enum lifecycle_probe_state state;
-	int nsites;	      /* uprobes (RETs of newproc1) */
+	int nsites;	      /* uprobes (RETs of newproc1), all in one link */
 	uint64_t hits;
 	double cost_ns;	      /* per hit: calibrated trap + BPF program run time */
 	double rate_on;	      /* hits/s measured while attached, last window */
@@ -98,6 +98,7 @@ struct lifecycle_stats {
 	double avg_cost_pct;	 /* since attach */
 	double calib_emulated_ns, calib_singlestep_ns, calib_nop5_ns; /* trap cost per hit */
 	bool calibrated;	 /* measured here (else the built-in table) */
+	bool multi_links;	 /* uprobe_multi links (else perf-event uprobes) */
 	bool partial;		 /* some probe was off for a while: counts are lower bounds */
 	bool target_exited;
 	char governor[512];	 /* "all probes on", or what is off and why */
