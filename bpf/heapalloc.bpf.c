@@ -17,7 +17,6 @@
 
 /* Knobs, set in rodata before load. */
 const volatile __u32 targ_tgid = 0;   /* 0: no check (the uprobes are pid-filtered anyway) */
-const volatile __u32 calib_tgid = 0;  /* gotrace's own process, for ha_calib */
 const volatile __u64 cfg_period = 524288; /* mean bytes between sample points, > 0 */
 
 /* runtime.mcache / runtime.mspan offsets of the target's Go version (src/heap/bpfsample.c). */
@@ -223,21 +222,6 @@ int ha_refill(struct pt_regs *ctx)
 	if (cnt < before || elemsize > (1 << 20))
 		cnt = before;
 	hit(ctx, (__u64)(cnt - before) * elemsize, cnt - before);
-	return 0;
-}
-
-/* Calibration: a hit on a function of gotrace's own, counted only. */
-SEC("uprobe")
-int ha_calib(struct pt_regs *ctx)
-{
-	struct ha_counters *c;
-	__u32 zero = 0;
-
-	if ((__u32)(bpf_get_current_pid_tgid() >> 32) != calib_tgid)
-		return 0;
-	c = bpf_map_lookup_elem(&counters, &zero);
-	if (c)
-		add(c, HA_CNT_CALIB, 1);
 	return 0;
 }
 

@@ -389,15 +389,4 @@ int wt_ready(struct pt_regs *ctx)
 	return 0;
 }
 
-/* Calibration: attached to gotrace's own code to time one hit by instruction kind. */
-SEC("uprobe")
-int wt_calib(struct pt_regs *ctx)
-{
-	struct wt_counters *c = counters_get();
-
-	if (c)
-		inc(c, WT_CNT_CALIB);
-	return 0;
-}
-
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

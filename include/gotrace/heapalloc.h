@@ -29,7 +29,6 @@ enum ha_counter {
 	HA_CNT_READ_ERR,    /* reads of the target's memory that failed */
 	HA_CNT_STACK_ERR,   /* stack walks that failed */
 	HA_CNT_STACKS_FULL, /* sample points lost: the stack table was full */
-	HA_CNT_CALIB,	    /* hits of the calibration probe (gotrace's own process) */
 	HA_CNT__NR,
 };
 

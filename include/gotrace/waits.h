@@ -45,7 +45,6 @@ enum wt_counter {
 	WT_CNT_READ_ERR,		  /* reads of target memory that failed */
 	WT_CNT_STACK_TRUNC,		  /* stacks deeper than WT_MAX_STACK (cut) */
 	WT_CNT_WAKER_NONE,		  /* readied with no goroutine running (timers, GC) */
-	WT_CNT_CALIB,			  /* hits of the calibration probe (gotrace itself) */
 	WT_CNT__NR,
 };
 

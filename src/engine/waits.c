@@ -5,20 +5,18 @@
  * The target pays for every hit of gopark and ready: a trap into the kernel (the
  * kernel emulates "push %rbp", the after-prologue instruction from Go 1.21 on, in one
  * trap; "sub $N, %rsp" of Go 1.19 is single-stepped out of line, several times dearer)
- * plus the BPF program. The trap cost is timed here once per process on the same two
- * instruction kinds in gotrace's own code; the BPF run time comes from the kernel's BPF
- * stats. The governor turns hits per second into CPU-seconds per second of the target
- * and spends a token bucket that fills at the budget's rate: when it is empty, both
- * probes are detached together (a park without its ready is worthless), and they come
- * back with a new generation when it is full again.
+ * plus the BPF program. Both costs come from the shared governor (engine/governor.c):
+ * the trap timed once per process by instruction kind, the BPF run time from the
+ * kernel's BPF stats. The governor thread turns hits per second into CPU-seconds per
+ * second of the target and spends a token bucket that fills at the budget's rate: when
+ * it is empty, both probes are detached together (a park without its ready is
+ * worthless), and they come back with a new generation when it is full again.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,12 +32,9 @@
 #include "waits.skel.h"
 
 #include "bpf/bpf_support.h"
+#include "engine/governor.h"
 #include "goruntime/probes.h"
 #include "util/log.h"
-
-/* Trap cost per hit when it cannot be timed here (bench/README.md, kernel 6.18). */
-#define BUILTIN_EMULATED_NS 5400.0
-#define BUILTIN_SINGLESTEP_NS 19000.0
 
 #define DEFAULT_MAX_PARKED 65536
 #define DEFAULT_MAX_SITES 4096
@@ -53,12 +48,13 @@ struct wprobe {
 	enum go_probe_role role;
 	const char *func;
 	char insn[48];
-	enum go_attach_kind kind;
+	enum gov_kind kind;	/* of the probed instruction: sets the trap's cost */
 	uint64_t file_off;
 	uint64_t pc;		/* runtime address of the probed instruction */
 	struct bpf_program *prog;
-	struct bpf_link *link;
+	struct gov_link link;
 	uint64_t hits, hits_prev;
+	double rate;		/* hits/s over the last accounted stretch */
 	double prog_ns;
 };
 
@@ -66,13 +62,11 @@ struct waits {
 	const struct go_model *m;
 	pid_t pid;
 	struct waits_opts o;
-	double budget;		/* CPU-s/s, < 0 none */
 	struct waits_bpf *skel;
 	struct wprobe probes[WT_PROBE__CNT];
 	int ncpus;
 	struct wt_counters *pcpu;
 	struct wt_counters sum;
-	int stats_fd;
 
 	pthread_t thread;
 	bool thread_started;
@@ -82,10 +76,10 @@ struct waits {
 	double t0, last_tick, state_since;
 	double on_s, off_s, first_off;
 	uint64_t off_windows;
-	double bucket, spent, est_now;
+	struct gov_bucket bucket; /* budget < 0: none */
+	double spent, est_now;
 	bool target_exited;
-	pthread_t *reapers;	/* threads destroying links: closing a uprobe waits for RCU */
-	int nreapers, reapers_cap;
+	struct gov_reaper reaper; /* threads closing links */
 	uint64_t *stackbuf;	/* scratch for foreach callbacks */
 };
 
@@ -97,217 +91,32 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* ---------------------------------------------------------------- trap cost */
-
-/*
- * Two functions of our own that start with the instruction kinds found at the probe
- * sites: the kernel emulates "push %rbp" and single-steps "sub $imm, %rsp"
- * (arch/x86/kernel/uprobes.c). A probe on each, timed against the bare call.
- */
-#if defined(__x86_64__)
-__asm__(".pushsection .text.gotrace_waits_calib,\"ax\",@progbits\n"
-	".p2align 4\n"
-	"wt_trap_emulated:\n"
-	"	push %rbp\n"
-	"	mov %rsp, %rbp\n"
-	"	pop %rbp\n"
-	"	ret\n"
-	".p2align 4\n"
-	"wt_trap_stepped:\n"
-	"	sub $24, %rsp\n"
-	"	add $24, %rsp\n"
-	"	ret\n"
-	".popsection\n");
-extern void wt_trap_emulated(void) __attribute__((visibility("hidden")));
-extern void wt_trap_stepped(void) __attribute__((visibility("hidden")));
-#endif
-
-static pthread_mutex_t trap_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool trap_timed, trap_measured;
-static double trap_cost[3] = { [GO_ATTACH_NONE] = BUILTIN_SINGLESTEP_NS,
-			       [GO_ATTACH_EMULATED] = BUILTIN_EMULATED_NS,
-			       [GO_ATTACH_SINGLESTEP] = BUILTIN_SINGLESTEP_NS };
-
-#define TRAP_CALLS 256
-#define TRAP_ROUNDS 3
-
-/* CPU ns of this thread. */
-static double cpu_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
-
-/* Least CPU time per call of FN over TRAP_ROUNDS rounds of TRAP_CALLS calls. */
-static double per_call_ns(void (*volatile fn)(void))
-{
-	double best = INFINITY;
-
-	for (int r = 0; r < TRAP_ROUNDS; r++) {
-		double t0 = cpu_now_ns(), t;
-
-		for (int i = 0; i < TRAP_CALLS; i++)
-			fn();
-		t = (cpu_now_ns() - t0) / TRAP_CALLS;
-		best = t < best ? t : best;
-	}
-	return best;
-}
-
-/* Where our own code at ADDR lives: the mapped file and the offset in it. */
-static int own_code_location(uint64_t addr, char *path, size_t plen, uint64_t *off)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[4352];
-	int err = -ENOENT;
-
-	if (!f)
-		return -errno;
-	while (err && fgets(line, sizeof(line), f)) {
-		unsigned long long start, end, pgoff;
-		char perm[8], file[4096] = "";
-
-		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %4095s", &start, &end, perm, &pgoff,
-			   file) != 5)
-			continue;
-		if (addr >= start && addr < end && perm[2] == 'x' && file[0] == '/') {
-			snprintf(path, plen, "%s", file);
-			*off = addr - start + pgoff;
-			err = 0;
-		}
-	}
-	fclose(f);
-	return err;
-}
-
-static uint64_t calib_hits(struct waits *w)
-{
-	__u32 zero = 0;
-	uint64_t n = 0;
-
-	if (bpf_map__lookup_elem(w->skel->maps.counters, &zero, sizeof(zero), w->pcpu,
-				 w->ncpus * sizeof(*w->pcpu), 0))
-		return 0;
-	for (int i = 0; i < w->ncpus; i++)
-		n += w->pcpu[i].c[WT_CNT_CALIB];
-	return n;
-}
-
-/* Cost in ns of one hit of a probe on FN's first instruction; < 0 when not measured. */
-static double time_trap(struct waits *w, void (*fn)(void))
-{
-	uint64_t off = 0, before, after;
-	struct bpf_link *l;
-	double bare, probed;
-	char path[4096];
-
-	if (own_code_location((uint64_t)(uintptr_t)fn, path, sizeof(path), &off))
-		return -1;
-	bare = per_call_ns(fn);
-	l = bpf_program__attach_uprobe_opts(w->skel->progs.wt_calib, getpid(), path, off, NULL);
-	if (!l)
-		return -1;
-	before = calib_hits(w);
-	probed = per_call_ns(fn);
-	after = calib_hits(w);
-	bpf_link__destroy(l);
-	/* Each call must have hit the probe, or the timing is not of the probe. */
-	if (after - before != (uint64_t)TRAP_CALLS * TRAP_ROUNDS || probed <= bare)
-		return -1;
-	return probed - bare;
-}
-
-static void time_traps(struct waits *w)
-{
-	pthread_mutex_lock(&trap_lock);
-	if (!trap_timed && !w->o.no_calibrate) {
-#if defined(__x86_64__)
-		double e = time_trap(w, wt_trap_emulated), s = time_trap(w, wt_trap_stepped);
-
-		if (e > 0 && s > 0) {
-			trap_cost[GO_ATTACH_EMULATED] = e;
-			trap_cost[GO_ATTACH_SINGLESTEP] = trap_cost[GO_ATTACH_NONE] = s;
-			trap_measured = true;
-		}
-#endif
-		trap_timed = true;
-		vlog("gotrace: uprobe trap per hit: %.0f ns emulated, %.0f ns single-stepped "
-		     "(%s)\n", trap_cost[GO_ATTACH_EMULATED], trap_cost[GO_ATTACH_SINGLESTEP],
-		     trap_measured ? "timed here" : "built-in");
-	}
-	pthread_mutex_unlock(&trap_lock);
-}
-
+/* Cost of one hit of P in ns: the trap by instruction kind, plus the BPF program. */
 static double probe_cost(const struct wprobe *p)
 {
-	return trap_cost[p->kind <= GO_ATTACH_SINGLESTEP ? p->kind : GO_ATTACH_SINGLESTEP] +
-	       p->prog_ns;
+	return gov_trap_ns(p->kind) + p->prog_ns;
 }
 
 /* ---------------------------------------------------------------- attach, detach */
 
-static void *reaper_main(void *arg)
-{
-	struct sched_param sp = { 0 };
-
-	/* Spawned by the governor: waiting for RCU needs no real-time priority. */
-	pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
-	bpf_link__destroy(arg);
-	return NULL;
-}
-
-/* Join the link-destroying threads that are done, keeping the others. */
-static void reap_done(struct waits *w)
-{
-	int k = 0;
-
-	for (int i = 0; i < w->nreapers; i++) {
-		if (pthread_tryjoin_np(w->reapers[i], NULL))
-			w->reapers[k++] = w->reapers[i];
-	}
-	w->nreapers = k;
-}
-
-/* Detach P's link in a thread of its own: the breakpoint goes at once, the wait after. */
-static void detach_async(struct waits *w, struct wprobe *p)
-{
-	struct bpf_link *l = p->link;
-
-	p->link = NULL;
-	if (!l)
-		return;
-	reap_done(w);
-	if (w->nreapers == w->reapers_cap) {
-		int cap = w->reapers_cap ? 2 * w->reapers_cap : 8;
-		pthread_t *v = realloc(w->reapers, cap * sizeof(*v));
-
-		if (!v) {
-			bpf_link__destroy(l);
-			return;
-		}
-		w->reapers = v;
-		w->reapers_cap = cap;
-	}
-	if (pthread_create(&w->reapers[w->nreapers], NULL, reaper_main, l))
-		bpf_link__destroy(l);
-	else
-		w->nreapers++;
-}
-
-static void join_reapers(struct waits *w)
-{
-	for (int i = 0; i < w->nreapers; i++)
-		pthread_join(w->reapers[i], NULL);
-	w->nreapers = 0;
-}
-
-/* Detach both probes: gopark first, so recorded parks still see their ready meanwhile. */
+/*
+ * Detach both probes: gopark first, so recorded parks still see their ready meanwhile.
+ * The links close in reaper threads. Perf-event uprobes (no uprobe_multi here) keep
+ * trapping unseen for a while after: that tail, at each probe's last rate, is charged.
+ */
 static void probes_off(struct waits *w)
 {
-	detach_async(w, &w->probes[WT_PROBE_GOPARK]);
-	detach_async(w, &w->probes[WT_PROBE_READY]);
+	static const int order[WT_PROBE__CNT] = { WT_PROBE_GOPARK, WT_PROBE_READY };
+	double tail_cost = 0;
+
+	for (int i = 0; i < WT_PROBE__CNT; i++) {
+		struct wprobe *p = &w->probes[order[i]];
+		double tail_s = gov_link__detach(&p->link, &w->reaper);
+
+		tail_cost += p->rate * tail_s * probe_cost(p) * 1e-9;
+	}
+	w->spent += tail_cost;
+	w->bucket.level -= tail_cost;
 }
 
 /*
@@ -321,16 +130,11 @@ static int probes_on(struct waits *w)
 	w->skel->bss->gen++;
 	for (int i = 0; i < WT_PROBE__CNT; i++) {
 		struct wprobe *p = &w->probes[order[i]];
+		int err = gov_link__attach(&p->link, p->prog, w->pid, w->m->path, &p->file_off, 1);
 
-		p->link = bpf_program__attach_uprobe_opts(p->prog, w->pid, w->m->path,
-							  p->file_off, NULL);
-		if (!p->link) {
-			int err = -errno;
-
-			for (int k = 0; k < WT_PROBE__CNT; k++) {
-				bpf_link__destroy(w->probes[k].link);
-				w->probes[k].link = NULL;
-			}
+		if (err) {
+			for (int k = 0; k < WT_PROBE__CNT; k++)
+				gov_link__destroy(&w->probes[k].link);
 			return err;
 		}
 	}
@@ -364,28 +168,27 @@ static int read_counters(struct waits *w)
 static void read_prog_ns(struct waits *w)
 {
 	for (int id = 0; id < WT_PROBE__CNT; id++) {
-		struct bpf_prog_info info = {};
-		__u32 len = sizeof(info);
+		double ns = gov_prog_ns(w->probes[id].prog);
 
-		if (w->stats_fd < 0 || bpf_obj_get_info_by_fd(bpf_program__fd(w->probes[id].prog),
-							      &info, &len))
-			continue;
-		if (info.run_cnt)
-			w->probes[id].prog_ns = (double)info.run_time_ns / info.run_cnt;
+		if (ns > 0)
+			w->probes[id].prog_ns = ns;
 	}
 }
 
-/* Account the time since the last tick to the current state. */
-static void account(struct waits *w, double now)
+/* Account the time since the last tick to the current state and to the bucket. */
+static enum gov_action account(struct waits *w, double now)
 {
 	double dt = now - w->last_tick, cost = 0;
+	enum gov_action a;
 
 	if (dt <= 0)
-		return;
+		return GOV_KEEP;
 	for (int id = 0; id < WT_PROBE__CNT; id++) {
 		struct wprobe *p = &w->probes[id];
+		uint64_t n = p->hits - p->hits_prev;
 
-		cost += (double)(p->hits - p->hits_prev) * probe_cost(p) * 1e-9;
+		cost += (double)n * probe_cost(p) * 1e-9;
+		p->rate = (double)n / dt;
 		p->hits_prev = p->hits;
 	}
 	if (w->state == WAITS_ON)
@@ -394,21 +197,19 @@ static void account(struct waits *w, double now)
 		w->off_s += dt;
 	w->spent += cost;
 	w->est_now = cost / dt;
-	if (w->budget >= 0) {
-		w->bucket += w->budget * dt - cost;
-		if (w->bucket > w->budget * BURST_S)
-			w->bucket = w->budget * BURST_S;
-	}
+	a = gov_bucket__tick(&w->bucket, dt, cost, w->state == WAITS_ON);
 	w->last_tick = now;
+	return a;
 }
 
 /* One governor step: detach when the bucket ran dry, re-attach when it is full. */
 static void govern(struct waits *w, double now)
 {
-	account(w, now);
-	if (w->budget < 0 || w->target_exited)
+	enum gov_action a = account(w, now);
+
+	if (w->target_exited)
 		return;
-	if (w->state == WAITS_ON && w->bucket < 0) {
+	if (a == GOV_DETACH && w->state == WAITS_ON) {
 		probes_off(w);
 		w->state = WAITS_OFF;
 		w->state_since = now;
@@ -416,8 +217,8 @@ static void govern(struct waits *w, double now)
 		if (w->first_off < 0)
 			w->first_off = now - w->t0;
 		vlog("gotrace: governor: probes detached at %.2f s (%.3f CPU-s/s > budget %.3f)\n",
-		     now - w->t0, w->est_now, w->budget);
-	} else if (w->state == WAITS_OFF && w->bucket >= w->budget * BURST_S * 0.999) {
+		     now - w->t0, w->est_now, w->bucket.budget);
+	} else if (a == GOV_ATTACH && w->state == WAITS_OFF) {
 		if (probes_on(w)) {
 			vlog("gotrace: governor: cannot re-attach the probes\n");
 			return;
@@ -432,17 +233,16 @@ static void *governor_main(void *arg)
 {
 	struct waits *w = arg;
 	struct pollfd pfd = { .fd = w->stop_fd, .events = POLLIN };
-	struct sched_param sp = { .sched_priority = 1 };
 	double last_prog = 0;
 	sigset_t all;
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 	/*
-	 * A hot probe keeps trapping while the governor waits for a CPU: on a busy machine
-	 * that is tens of milliseconds for a normal thread. It sleeps almost always.
+	 * Real-time priority: a hot probe keeps trapping while the governor waits for a CPU.
+	 * The reaper threads it starts inherit it, so the breakpoints go promptly too.
 	 */
-	if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp))
+	if (gov_set_rt(true))
 		vlog("gotrace: governor thread: no real-time priority\n");
 	for (;;) {
 		double now;
@@ -459,6 +259,7 @@ static void *governor_main(void *arg)
 		}
 		if (!read_counters(w))
 			govern(w, now);
+		gov_reaper__reap(&w->reaper, false);
 		pthread_mutex_unlock(&w->lock);
 	}
 	return NULL;
@@ -562,10 +363,12 @@ static int resolve(struct waits *w)
 		p->role = spec[id].role;
 		p->func = s->name;
 		snprintf(p->insn, sizeof(p->insn), "%s", s->attach_insn);
-		p->kind = s->attach_kind;
+		p->kind = gov_kind_of(s->attach_kind);
 		p->file_off = s->file_offset + s->attach_offset;
 		p->pc = go_model__to_runtime(w->m, s->addr + s->attach_offset);
 		p->prog = bpf_object__find_program_by_name(w->skel->obj, spec[id].prog);
+		/* Before the load: the link type decides the program's expected attach type. */
+		gov_prepare_prog(p->prog);
 	}
 	free(sites);
 	return 0;
@@ -591,14 +394,17 @@ int waits__attach(const struct go_model *m, pid_t pid, const struct waits_opts *
 		return -ENOMEM;
 	w->m = m;
 	w->pid = pid;
-	w->stop_fd = w->stats_fd = -1;
+	w->stop_fd = -1;
 	w->first_off = -1;
+	for (int id = 0; id < WT_PROBE__CNT; id++)
+		gov_link__init(&w->probes[id].link);
 	pthread_mutex_init(&w->lock, NULL);
 	if (o)
 		w->o = *o;
 	if (!w->o.budget_pct)
 		w->o.budget_pct = WAITS_DEFAULT_BUDGET_PCT;
-	w->budget = w->o.budget_pct < 0 ? -1 : w->o.budget_pct / 100.0;
+	gov_bucket__init(&w->bucket, w->o.budget_pct < 0 ? -1 : w->o.budget_pct / 100.0,
+			 BURST_S);
 	if (w->o.stack_depth <= 0 || w->o.stack_depth > WT_MAX_STACK)
 		w->o.stack_depth = WT_MAX_STACK;
 	if (!w->o.max_parked)
@@ -624,6 +430,10 @@ int waits__attach(const struct go_model *m, pid_t pid, const struct waits_opts *
 		err = -ENOMEM;
 		goto fail;
 	}
+	/* Trap costs and the kind of links, before the object is opened. */
+	err = gov_init(w->o.no_calibrate);
+	if (err)
+		goto fail;
 	w->skel = waits_bpf__open();
 	if (!w->skel) {
 		err = -errno;
@@ -652,12 +462,8 @@ int waits__attach(const struct go_model *m, pid_t pid, const struct waits_opts *
 			  "log)", strerror(-err));
 		goto fail;
 	}
-	/* Optional: the BPF programs' own run time, for the cost per hit. */
-	w->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
-	time_traps(w);
 
 	w->t0 = w->last_tick = w->state_since = now_s();
-	w->bucket = w->budget > 0 ? w->budget * BURST_S : 0;
 	w->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (w->stop_fd < 0) {
 		err = -errno;
@@ -697,7 +503,7 @@ static void governor_line(struct waits *w, char *buf, size_t len)
 {
 	double total = w->on_s + w->off_s;
 
-	if (w->budget < 0)
+	if (w->bucket.budget < 0)
 		snprintf(buf, len, "probes on all the time (no budget)");
 	else if (!w->off_windows)
 		snprintf(buf, len, "probes on all the time (within the %g%% budget)",
@@ -711,7 +517,6 @@ static void governor_line(struct waits *w, char *buf, size_t len)
 
 int waits__poll(struct waits *w, struct waits_stats *st)
 {
-	static const char *const kinds[] = { "?", "emulated", "single-step" };
 	double now;
 	int err;
 
@@ -734,22 +539,23 @@ int waits__poll(struct waits *w, struct waits_stats *st)
 	st->first_off_s = w->first_off;
 	st->partial = w->off_windows > 0;
 	st->state = w->state;
-	st->budget_pct = w->budget < 0 ? -1 : w->o.budget_pct;
+	st->budget_pct = w->bucket.budget < 0 ? -1 : w->o.budget_pct;
 	st->est_cost_pct = 100.0 * w->est_now;
 	st->avg_cost_pct = st->elapsed_s > 0 ? 100.0 * w->spent / st->elapsed_s : 0;
 	st->burst_s = BURST_S;
-	st->calibrated = trap_measured;
+	st->calibrated = gov_costs()->measured;
+	st->multi_links = gov_costs()->multi;
 	for (int id = 0; id < WT_PROBE__CNT; id++) {
 		struct wprobe *p = &w->probes[id];
 		struct waits_probe_stats *ps = &st->probes[id];
 
 		ps->func = p->func;
 		ps->insn = p->insn;
-		ps->kind = kinds[p->kind <= GO_ATTACH_SINGLESTEP ? p->kind : 0];
+		ps->kind = gov_kind_name(p->kind);
 		ps->pc = p->pc;
 		ps->hits = p->hits;
 		ps->prog_ns = p->prog_ns;
-		ps->trap_ns = probe_cost(p) - p->prog_ns;
+		ps->trap_ns = gov_trap_ns(p->kind);
 		ps->cost_ns = probe_cost(p);
 	}
 	memcpy(st->c, w->sum.c, sizeof(st->c));
@@ -783,7 +589,8 @@ void waits__stop(struct waits *w)
 		w->state = WAITS_STOPPED;
 	}
 	pthread_mutex_unlock(&w->lock);
-	join_reapers(w);
+	/* The links are closed: no probe traps any more. */
+	gov_reaper__reap(&w->reaper, true);
 	pthread_mutex_lock(&w->lock);
 	read_counters(w);
 	pthread_mutex_unlock(&w->lock);
@@ -897,17 +704,12 @@ void waits__detach(struct waits *w)
 		return;
 	if (w->thread_started)
 		waits__stop(w);
-	for (int id = 0; id < WT_PROBE__CNT; id++) {
-		bpf_link__destroy(w->probes[id].link);
-		w->probes[id].link = NULL;
-	}
-	join_reapers(w);
-	free(w->reapers);
+	for (int id = 0; id < WT_PROBE__CNT; id++)
+		gov_link__destroy(&w->probes[id].link);
+	gov_reaper__reap(&w->reaper, true);
 	waits_bpf__destroy(w->skel);
 	if (w->stop_fd >= 0)
 		close(w->stop_fd);
-	if (w->stats_fd >= 0)
-		close(w->stats_fd);
 	pthread_mutex_destroy(&w->lock);
 	free(w->pcpu);
 	free(w->stackbuf);

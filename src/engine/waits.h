@@ -6,11 +6,11 @@
  *
  * Two uprobes, runtime.gopark and runtime.ready, after their stack-check prologue. Each
  * hit costs the target a trap (microseconds), so an overhead governor thread estimates
- * that cost (hits/s x calibrated trap cost of the probed instruction's kind + the BPF
- * program's own run time, from kernel BPF stats) and keeps its average under a budget
- * with a token bucket: when the bucket is empty both probes are detached together until
- * it is full again (duty cycling). Intervals that span a detached period are dropped
- * and counted; totals are then partial, and the stats say so and for how long.
+ * that cost (hits/s x the trap cost of the probed instruction's kind + the BPF program's
+ * own run time, both from engine/governor.h) and keeps its average under a budget with
+ * a token bucket: when the bucket is empty both probes are detached together until it
+ * is full again (duty cycling). Intervals that span a detached period are dropped and
+ * counted; totals are then partial, and the stats say so and for how long.
  *
  * Wake-ups that bypass runtime.ready (netpoll and GC work lists through injectglist,
  * aborted parks) are not seen: they are counted, per wait reason of the park, when
@@ -70,6 +70,7 @@ struct waits_stats {
 	double avg_cost_pct;	/* since attach */
 	double burst_s;
 	bool calibrated;	/* trap costs measured here (else built in) */
+	bool multi_links;	/* uprobe_multi links (else perf-event uprobes, tail charged) */
 	struct waits_probe_stats probes[WT_PROBE__CNT];
 	uint64_t c[WT_CNT__NR]; /* the BPF counters, summed over CPUs */
 	uint64_t unseen_reason[WT_MAX_WAITREASONS];

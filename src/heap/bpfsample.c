@@ -4,10 +4,11 @@
  *
  * The governor thread ticks every few milliseconds at the lowest real-time priority (a
  * target that keeps both CPUs busy trapping must not starve it): it reads the hit count,
- * charges hits x cost per hit to a token bucket, and detaches every probe when the bucket
- * runs dry; they come back when it is full again. Detaching closes each uprobe in a
- * thread of its own: closing removes the breakpoint at once but then waits for an RCU
- * grace period, and in sequence the last probes would keep trapping all that time.
+ * charges hits x cost per hit to the shared governor's token bucket (engine/governor.h),
+ * and detaches every probe when the bucket runs dry; they come back when it is full
+ * again. The probes of one program are one gov_link (all of mallocgc's variants are one
+ * uprobe_multi link): detaching removes every breakpoint at once, the link's RCU wait
+ * happens in a reaper thread.
  */
 #define _GNU_SOURCE
 #include <elf.h>
@@ -15,13 +16,11 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -29,24 +28,29 @@
 #include "heapalloc.skel.h"
 
 #include "bpf/bpf_support.h"
+#include "engine/governor.h"
 #include "goruntime/probes.h"
 #include "heap/bpfsample.h"
 #include "util/log.h"
 
-/* Trap cost per hit when calibration is off or fails (bench/README.md, kernel 6.18). */
-#define COST_EMULATED_NS 5400.0
-#define COST_SINGLESTEP_NS 19000.0
 #define TICK_MS 5
 #define BURST_S 0.5	   /* the bucket holds this many seconds of budget */
 #define DEFAULT_MAX_STACKS 8192
-#define CALIB_CALLS 200
-#define CALIB_ROUNDS 3
+#define MAX_LINKS 3	   /* ha_refill + ha_large, or ha_alloc */
 
 struct probe {
 	struct heap_bpf_probe pub; /* copied to heap_bpf.pub for the stats */
 	struct bpf_program *prog;
-	enum go_attach_kind kind;
-	struct bpf_link *link;
+	enum gov_kind kind;
+};
+
+/* The probes of one program: one link, all their offsets at once. */
+struct link {
+	struct bpf_program *prog;
+	uint64_t offs[HEAP_BPF_MAX_PROBES];
+	int n;
+	int first; /* its first probe, for messages */
+	struct gov_link gl;
 };
 
 struct heap_bpf {
@@ -58,19 +62,21 @@ struct heap_bpf {
 	struct probe probes[HEAP_BPF_MAX_PROBES];
 	struct heap_bpf_probe pub[HEAP_BPF_MAX_PROBES];
 	int nprobes;
+	struct link links[MAX_LINKS];
+	int nlinks;
 	int ncpus;
 	struct ha_counters *pcpu;
-	int stats_fd;
-	double trap_ns;
+	double trap_ns; /* the costliest kind of the probed instructions */
 	bool calibrated;
 
 	pthread_t thread;
 	bool thread_started, stopping;
 	pthread_mutex_t lock; /* everything below */
 	pthread_cond_t wake;
-	struct heap_bpf_bucket bucket;
+	struct gov_bucket bucket;
 	bool attached, target_exited, ever_detached, stopped;
 	double t0, last_tick, spent;
+	double rate; /* hits per second while attached, for a detach's unseen tail */
 	/*
 	 * The rates while attached come from the stretches between the end of an attach
 	 * (every probe in) and a detach: attaching can take long on a busy target, and
@@ -79,12 +85,10 @@ struct heap_bpf {
 	double attached_s, full_since;
 	struct ha_counters full0, full; /* full: sums over the finished stretches */
 	uint64_t attaches, hits_prev;
-	uint64_t prog_ns_prev, prog_cnt_prev;
 	double prog_ns;	     /* per hit */
 	bool prog_ns_measured;
 	struct ha_counters sum;
-	pthread_t *reapers;
-	int nreapers, capreapers;
+	struct gov_reaper reaper;
 };
 
 static double now_s(void)
@@ -98,26 +102,6 @@ static double now_s(void)
 const char *heap_bpf__at_name(enum heap_bpf_at at)
 {
 	return at == HEAP_BPF_AT_MALLOCGC ? "mallocgc" : "refill";
-}
-
-/* ---------------------------------------------------------------- bucket */
-
-enum heap_bpf_action heap_bpf_bucket__tick(struct heap_bpf_bucket *b, double dt, double cost,
-					   bool attached)
-{
-	double cap = b->budget * b->burst_s;
-
-	if (b->budget < 0)
-		return attached ? HEAP_BPF_KEEP : HEAP_BPF_ATTACH;
-	b->level += b->budget * dt - cost;
-	if (b->level > cap)
-		b->level = cap;
-	if (attached && b->level < 0)
-		return HEAP_BPF_DETACH;
-	/* Back once the budget has refilled: on average on budget / cost of the time. */
-	if (!attached && b->level >= cap)
-		return HEAP_BPF_ATTACH;
-	return HEAP_BPF_KEEP;
 }
 
 /* ---------------------------------------------------------------- probe sites */
@@ -157,6 +141,7 @@ static int add_probe(struct heap_bpf *hb, const struct go_func *fn, struct bpf_p
 	struct probe *p = &hb->probes[hb->nprobes];
 	uint64_t size = fn->end > fn->entry ? fn->end - fn->entry : 0;
 	const uint8_t *code = size ? elf_file__vaddr_ptr(hb->m->ef, fn->entry, size) : NULL;
+	enum go_attach_kind kind;
 	uint32_t off = 0;
 	bool check = false;
 	char insn[48];
@@ -172,7 +157,7 @@ static int add_probe(struct heap_bpf *hb, const struct go_func *fn, struct bpf_p
 		return -ENOENT;
 	}
 	err = insn__attach_point(machine, code, size, fn->entry, &off, insn, sizeof(insn),
-				 &p->kind, &check);
+				 &kind, &check);
 	if (!err && elf_file__vaddr_to_offset(hb->m->ef, fn->entry + off, &p->pub.file_off))
 		err = -ENOENT;
 	if (err) {
@@ -182,7 +167,9 @@ static int add_probe(struct heap_bpf *hb, const struct go_func *fn, struct bpf_p
 	p->pub.func = fn->name;
 	p->pub.prog = prog_name;
 	p->pub.addr = fn->entry + off;
-	p->pub.insn_kind = go_probes__attach_kind_name(p->kind);
+	/* How the kernel handles the probed instruction sets the trap's cost. */
+	p->kind = gov_site_kind(machine, code + off, size - off);
+	p->pub.insn_kind = gov_kind_name(p->kind);
 	p->prog = prog;
 	hb->pub[hb->nprobes++] = p->pub;
 	return 0;
@@ -311,226 +298,106 @@ static int resolve_mallocgc(struct heap_bpf *hb)
 	return add_probe(hb, fn, prog, "ha_alloc");
 }
 
-/* ---------------------------------------------------------------- calibration */
+/* ---------------------------------------------------------------- links */
 
-/*
- * Two functions of gotrace's own whose first instruction the kernel handles like the
- * probed ones: "push %rbp" is emulated (Go 1.21+ after the stack check), "sub $8, %rsp"
- * is single-stepped out of line (Go 1.19's "sub $N, %rsp"), arch/x86/kernel/uprobes.c.
- */
-#if defined(__x86_64__)
-__asm__(".pushsection .text.ha_calib,\"ax\",@progbits\n"
-	".p2align 4\n"
-	".globl ha_calib_push\n"
-	".hidden ha_calib_push\n"
-	".type ha_calib_push,@function\n"
-	"ha_calib_push:\n"
-	"	push %rbp\n"
-	"	pop %rbp\n"
-	"	ret\n"
-	".size ha_calib_push, .-ha_calib_push\n"
-	".p2align 4\n"
-	".globl ha_calib_step\n"
-	".hidden ha_calib_step\n"
-	".type ha_calib_step,@function\n"
-	"ha_calib_step:\n"
-	"	sub $8, %rsp\n"
-	"	add $8, %rsp\n"
-	"	ret\n"
-	".size ha_calib_step, .-ha_calib_step\n"
-	".popsection\n");
-void ha_calib_push(void);
-void ha_calib_step(void);
-#endif
-
-static double thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-/* Fastest of CALIB_ROUNDS rounds, CPU ns per call of FN. */
-static double time_calls(void (*volatile fn)(void))
-{
-	double best = INFINITY;
-
-	for (int r = 0; r < CALIB_ROUNDS; r++) {
-		double t = thread_cpu_ns();
-
-		for (int i = 0; i < CALIB_CALLS; i++)
-			fn();
-		t = (thread_cpu_ns() - t) / CALIB_CALLS;
-		if (t < best)
-			best = t;
-	}
-	return best;
-}
-
-/*
- * The file offset of our own code at ADDR, from /proc/self/maps, and a path to the file:
- * /proc/PID/exe, which stays our binary even when a build replaced the file meanwhile.
- */
-static int self_file_offset(uint64_t addr, char *path, size_t len, uint64_t *off)
-{
-	FILE *f = fopen("/proc/self/maps", "re");
-	char line[4352];
-	int err = -ENOENT;
-
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long lo, hi, pgoff;
-		char perms[8], file[4096];
-
-		file[0] = 0;
-		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s %4095s", &lo, &hi, perms, &pgoff,
-			   file) < 4)
-			continue;
-		if (addr < lo || addr >= hi || perms[2] != 'x' || file[0] != '/')
-			continue;
-		*off = addr - lo + pgoff;
-		snprintf(path, len, "/proc/%d/exe", (int)getpid());
-		err = 0;
-		break;
-	}
-	fclose(f);
-	return err;
-}
-
-static uint64_t counter_sum(struct heap_bpf *hb, enum ha_counter k)
-{
-	__u32 zero = 0;
-	uint64_t n = 0;
-
-	if (bpf_map__lookup_elem(hb->skel->maps.counters, &zero, sizeof(zero), hb->pcpu,
-				 hb->ncpus * sizeof(*hb->pcpu), 0))
-		return 0;
-	for (int i = 0; i < hb->ncpus; i++)
-		n += hb->pcpu[i].c[k];
-	return n;
-}
-
-/* Trap cost of one hit on FN's first instruction, ns; < 0 on failure. */
-static double calibrate_one(struct heap_bpf *hb, void (*fn)(void))
-{
-	struct bpf_link *link;
-	uint64_t off = 0, h0, h1;
-	double base, traced;
-	char path[4096];
-
-	if (self_file_offset((uint64_t)(uintptr_t)fn, path, sizeof(path), &off))
-		return -1;
-	base = time_calls(fn);
-	link = bpf_program__attach_uprobe_opts(hb->skel->progs.ha_calib, getpid(), path, off,
-					       NULL);
-	if (!link)
-		return -1;
-	h0 = counter_sum(hb, HA_CNT_CALIB);
-	traced = time_calls(fn);
-	h1 = counter_sum(hb, HA_CNT_CALIB);
-	bpf_link__destroy(link);
-	/* Every call must have hit: otherwise the timing measured something else. */
-	if (h1 - h0 != CALIB_CALLS * CALIB_ROUNDS || traced <= base)
-		return -1;
-	return traced - base;
-}
-
-/* The trap cost per hit of the probes' instruction kind (the costliest if they differ). */
-static void calibrate(struct heap_bpf *hb)
-{
-	bool step = false;
-	double ns = -1;
-
-	for (int i = 0; i < hb->nprobes; i++)
-		step |= hb->probes[i].kind != GO_ATTACH_EMULATED;
-	hb->trap_ns = step ? COST_SINGLESTEP_NS : COST_EMULATED_NS;
-#if defined(__x86_64__)
-	if (!hb->o.no_calibrate)
-		ns = calibrate_one(hb, step ? ha_calib_step : ha_calib_push);
-#endif
-	if (ns > 0) {
-		hb->trap_ns = ns;
-		hb->calibrated = true;
-	}
-	vlog("gotrace: uprobe trap cost per hit (%s): %.0f ns, %s\n",
-	     step ? "single-stepped" : "emulated", hb->trap_ns,
-	     hb->calibrated ? "measured" : "built-in");
-}
-
-/* ---------------------------------------------------------------- attach, detach */
-
-static int attach_all(struct heap_bpf *hb)
+/* Group the probes by program: one link each. */
+static void group_links(struct heap_bpf *hb)
 {
 	for (int i = 0; i < hb->nprobes; i++) {
 		struct probe *p = &hb->probes[i];
+		struct link *l = NULL;
 
-		if (p->link)
-			continue;
-		p->link = bpf_program__attach_uprobe_opts(p->prog, hb->pid, hb->m->path,
-							  p->pub.file_off, NULL);
-		if (!p->link) {
-			int err = -errno;
-
-			gt_seterr("cannot attach a uprobe to %s at %#" PRIx64 " in %s: %s",
-				  p->pub.func, p->pub.addr, hb->m->path, strerror(-err));
-			return err;
+		for (int k = 0; k < hb->nlinks && !l; k++) {
+			if (hb->links[k].prog == p->prog)
+				l = &hb->links[k];
 		}
+		if (!l) {
+			/* At most MAX_LINKS programs: ha_refill, ha_large, ha_alloc. */
+			l = &hb->links[hb->nlinks++];
+			gov_link__init(&l->gl);
+			l->prog = p->prog;
+			l->first = i;
+		}
+		l->offs[l->n++] = p->pub.file_off;
+	}
+}
+
+/* Trap cost per hit: the costliest kind among the probed instructions. */
+static void trap_cost(struct heap_bpf *hb)
+{
+	enum gov_kind worst = GOV_KIND_EMULATED;
+
+	for (int i = 0; i < hb->nprobes; i++) {
+		if (gov_trap_ns(hb->probes[i].kind) > gov_trap_ns(worst))
+			worst = hb->probes[i].kind;
+	}
+	hb->trap_ns = gov_trap_ns(worst);
+	hb->calibrated = gov_costs()->measured;
+	vlog("gotrace: uprobe trap cost per hit (%s): %.0f ns, %s\n", gov_kind_name(worst),
+	     hb->trap_ns, hb->calibrated ? "measured" : "built-in");
+}
+
+/* BPF run time per hit: the costliest of the programs (0 while unknown). */
+static double prog_ns(const struct heap_bpf *hb)
+{
+	double ns = 0;
+
+	for (int k = 0; k < hb->nlinks; k++)
+		ns = fmax(ns, gov_prog_ns(hb->links[k].prog));
+	return ns;
+}
+
+static double cost_per_hit_ns(const struct heap_bpf *hb)
+{
+	return hb->trap_ns + hb->prog_ns;
+}
+
+static int attach_all(struct heap_bpf *hb)
+{
+	for (int k = 0; k < hb->nlinks; k++) {
+		struct link *l = &hb->links[k];
+		const struct heap_bpf_probe *p = &hb->probes[l->first].pub;
+		int err;
+
+		err = gov_link__attach(&l->gl, l->prog, hb->pid, hb->m->path, l->offs, l->n);
+		if (!err)
+			continue;
+		if (l->n == 1)
+			gt_seterr("cannot attach a uprobe to %s at %#" PRIx64 " in %s: %s",
+				  p->func, p->addr, hb->m->path, strerror(-err));
+		else
+			gt_seterr("cannot attach %d uprobes to %s and %d other functions in %s: %s",
+				  l->n, p->func, l->n - 1, hb->m->path, strerror(-err));
+		return err;
 	}
 	return 0;
 }
 
-static void *reap_main(void *arg)
-{
-	struct sched_param sp = { 0 };
-
-	/* The wait for the grace period needs no real-time priority. */
-	pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp);
-	bpf_link__destroy(arg);
-	return NULL;
-}
-
-/* Join the link-closing threads (those done, or all with WAIT). */
-static void reap(struct heap_bpf *hb, bool wait)
-{
-	int k = 0;
-
-	for (int i = 0; i < hb->nreapers; i++) {
-		if (wait)
-			pthread_join(hb->reapers[i], NULL);
-		else if (pthread_tryjoin_np(hb->reapers[i], NULL))
-			hb->reapers[k++] = hb->reapers[i];
-	}
-	hb->nreapers = k;
-}
-
-/* Detach every probe without waiting for the grace periods (one thread per link). */
+/*
+ * Detach every probe without waiting for the RCU grace periods (reaper threads). A
+ * perf-event fallback keeps trapping unseen for a while: charge that tail, at the rate
+ * while attached, to the bucket and to the cost spent.
+ */
 static void detach_all(struct heap_bpf *hb)
 {
-	reap(hb, false);
-	for (int i = 0; i < hb->nprobes; i++) {
-		struct bpf_link *link = hb->probes[i].link;
+	double tail = 0, charge;
 
-		if (!link)
-			continue;
-		hb->probes[i].link = NULL;
-		if (hb->nreapers == hb->capreapers) {
-			int cap = hb->capreapers ? 2 * hb->capreapers : 16;
-			pthread_t *r = realloc(hb->reapers, cap * sizeof(*r));
+	for (int k = 0; k < hb->nlinks; k++)
+		tail = fmax(tail, gov_link__detach(&hb->links[k].gl, &hb->reaper));
+	if (tail <= 0)
+		return;
+	charge = hb->rate * tail * cost_per_hit_ns(hb) / 1e9;
+	hb->bucket.level -= charge;
+	hb->spent += charge;
+	dlog("gotrace: heap bpf: %.1f ms of unseen traps after the detach charged: %.4f "
+	     "CPU-s\n", tail * 1e3, charge);
+}
 
-			if (!r) {
-				bpf_link__destroy(link);
-				continue;
-			}
-			hb->reapers = r;
-			hb->capreapers = cap;
-		}
-		if (pthread_create(&hb->reapers[hb->nreapers], NULL, reap_main, link))
-			bpf_link__destroy(link);
-		else
-			hb->nreapers++;
-	}
+/* Detach and wait for every link (teardown, failed starts). */
+static void destroy_links(struct heap_bpf *hb)
+{
+	for (int k = 0; k < hb->nlinks; k++)
+		gov_link__destroy(&hb->links[k].gl);
 }
 
 /* ---------------------------------------------------------------- governor */
@@ -551,24 +418,6 @@ static int read_counters(struct heap_bpf *hb)
 			hb->sum.c[k] += hb->pcpu[i].c[k];
 	}
 	return 0;
-}
-
-/* BPF run time of the sampling programs so far (kernel BPF stats), ns and runs. */
-static void prog_runtime(struct heap_bpf *hb, uint64_t *ns, uint64_t *cnt)
-{
-	struct bpf_program *progs[] = { hb->skel->progs.ha_alloc, hb->skel->progs.ha_large,
-					hb->skel->progs.ha_refill };
-
-	*ns = *cnt = 0;
-	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
-		struct bpf_prog_info info = {};
-		__u32 len = sizeof(info);
-
-		if (!bpf_obj_get_info_by_fd(bpf_program__fd(progs[i]), &info, &len)) {
-			*ns += info.run_time_ns;
-			*cnt += info.run_cnt;
-		}
-	}
 }
 
 static bool process_gone(pid_t pid)
@@ -601,39 +450,43 @@ static void stretch_end(struct heap_bpf *hb, double t)
 /* One governor step (HB->lock held). */
 static void tick(struct heap_bpf *hb)
 {
-	double t = now_s(), dt = t - hb->last_tick, cost = 0;
-	uint64_t dh, ns, cnt;
-	enum heap_bpf_action a;
+	double t = now_s(), dt = t - hb->last_tick, cost = 0, ns;
+	enum gov_action a;
+	uint64_t dh;
 
 	hb->last_tick = t;
 	if (read_counters(hb))
 		return;
 	dh = hb->sum.c[HA_CNT_HITS] - hb->hits_prev;
 	hb->hits_prev = hb->sum.c[HA_CNT_HITS];
-	/* The program's own run time, per hit, when the kernel keeps it. */
-	if (hb->stats_fd >= 0) {
-		prog_runtime(hb, &ns, &cnt);
-		if (cnt > hb->prog_cnt_prev + 100) {
-			hb->prog_ns = (double)(ns - hb->prog_ns_prev) /
-				      (double)(cnt - hb->prog_cnt_prev);
-			hb->prog_ns_prev = ns;
-			hb->prog_cnt_prev = cnt;
-			hb->prog_ns_measured = true;
-		}
+	/*
+	 * The rate a detach's tail is charged at: the attached stretch's mean (a detach
+	 * follows a burst more often than not: the last tick alone overstates it).
+	 */
+	if (hb->attached && t - hb->full_since > dt)
+		hb->rate = (double)(hb->sum.c[HA_CNT_HITS] - hb->full0.c[HA_CNT_HITS]) /
+			   (t - hb->full_since);
+	else
+		hb->rate = dt > 0 ? (double)dh / dt : 0;
+	/* The programs' own run time, per hit, when the kernel keeps it. */
+	ns = prog_ns(hb);
+	if (ns > 0) {
+		hb->prog_ns = ns;
+		hb->prog_ns_measured = true;
 	}
-	cost = (double)dh * (hb->trap_ns + hb->prog_ns) / 1e9;
+	cost = (double)dh * cost_per_hit_ns(hb) / 1e9;
 	hb->spent += cost;
 	if (hb->stopped)
 		return;
-	a = heap_bpf_bucket__tick(&hb->bucket, dt, cost, hb->attached);
-	if (a == HEAP_BPF_DETACH) {
+	a = gov_bucket__tick(&hb->bucket, dt, cost, hb->attached);
+	if (a == GOV_DETACH) {
 		stretch_end(hb, t);
 		detach_all(hb);
 		hb->attached = false;
 		hb->ever_detached = true;
 		dlog("gotrace: heap bpf: detached: %.0f hits/s cost %.3f CPU-s/s\n",
 		     dt > 0 ? (double)dh / dt : 0, dt > 0 ? cost / dt : 0);
-	} else if (a == HEAP_BPF_ATTACH) {
+	} else if (a == GOV_ATTACH) {
 		double ta = now_s();
 
 		if (process_gone(hb->pid)) {
@@ -660,9 +513,8 @@ static void tick(struct heap_bpf *hb)
 static void *governor_main(void *arg)
 {
 	struct heap_bpf *hb = arg;
-	struct sched_param sp = { .sched_priority = 1 };
 
-	if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp))
+	if (gov_set_rt(true))
 		vlog("gotrace: heap bpf governor: no real-time priority\n");
 	pthread_mutex_lock(&hb->lock);
 	while (!hb->stopping) {
@@ -701,12 +553,15 @@ int heap_bpf__start(const struct go_model *m, pid_t pid, const struct heap_bpf_o
 	err = bpf_support__check();
 	if (err)
 		return err;
+	/* Trap costs and the kind of links, before any BPF object of ours is loaded. */
+	err = gov_init(o && o->no_calibrate);
+	if (err)
+		return err;
 	hb = calloc(1, sizeof(*hb));
 	if (!hb)
 		return -ENOMEM;
 	hb->m = m;
 	hb->pid = pid;
-	hb->stats_fd = -1;
 	pthread_mutex_init(&hb->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -747,11 +602,13 @@ int heap_bpf__start(const struct go_model *m, pid_t pid, const struct heap_bpf_o
 	err = hb->at == HEAP_BPF_AT_REFILL ? resolve_refill(hb) : resolve_mallocgc(hb);
 	if (err)
 		goto fail;
+	/* One link per program, made by the governor: their attach type is set before load. */
+	group_links(hb);
+	for (int k = 0; k < hb->nlinks; k++)
+		gov_prepare_prog(hb->links[k].prog);
 	/* Our PID is the kernel's only in the initial PID namespace (count.c). */
-	if (!stat("/proc/self/ns/pid", &st) && st.st_ino == 0xEFFFFFFCU) {
+	if (!stat("/proc/self/ns/pid", &st) && st.st_ino == 0xEFFFFFFCU)
 		hb->skel->rodata->targ_tgid = pid;
-		hb->skel->rodata->calib_tgid = getpid();
-	}
 	hb->skel->rodata->cfg_period = hb->o.period;
 	err = bpf_map__set_max_entries(hb->skel->maps.stacks, hb->o.max_stacks);
 	if (err) {
@@ -764,18 +621,14 @@ int heap_bpf__start(const struct go_model *m, pid_t pid, const struct heap_bpf_o
 			  "the verifier log)", strerror(-err));
 		goto fail;
 	}
-	/* Optional: the programs' run time, for the cost per hit. */
-	hb->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
-	calibrate(hb);
+	trap_cost(hb);
 
-	hb->bucket.budget = hb->o.budget_pct < 0 ? -1 : hb->o.budget_pct / 100.0;
-	hb->bucket.burst_s = BURST_S;
-	hb->bucket.level = hb->bucket.budget > 0 ? hb->bucket.budget * hb->bucket.burst_s : 0;
+	gov_bucket__init(&hb->bucket, hb->o.budget_pct < 0 ? -1 : hb->o.budget_pct / 100.0,
+			 BURST_S);
 	hb->t0 = now_s();
 	err = attach_all(hb);
 	if (err) {
-		detach_all(hb);
-		reap(hb, true);
+		destroy_links(hb);
 		if (process_gone(pid))
 			gt_seterr("process %d exited before the probes were attached", pid);
 		goto fail;
@@ -789,8 +642,7 @@ int heap_bpf__start(const struct go_model *m, pid_t pid, const struct heap_bpf_o
 	err = -pthread_create(&hb->thread, NULL, governor_main, hb);
 	if (err) {
 		gt_seterr("cannot start the governor thread: %s", strerror(-err));
-		detach_all(hb);
-		reap(hb, true);
+		destroy_links(hb);
 		goto fail;
 	}
 	hb->thread_started = true;
@@ -822,8 +674,8 @@ void heap_bpf__stop(struct heap_bpf *hb)
 		pthread_join(hb->thread, NULL);
 		hb->thread_started = false;
 	}
-	/* The breakpoints are gone; the closing threads finish their grace periods later. */
-	reap(hb, false);
+	/* The breakpoints are gone; the reapers finish their grace periods later. */
+	gov_reaper__reap(&hb->reaper, false);
 }
 
 /* The stretches so far, the current one included: *S seconds, counts in *C. */
@@ -845,7 +697,7 @@ static double cost_attached(const struct heap_bpf *hb)
 	double s;
 
 	stretches(hb, &s, &c);
-	return s > 0 ? (double)c.c[HA_CNT_HITS] * (hb->trap_ns + hb->prog_ns) / 1e9 / s : 0;
+	return s > 0 ? (double)c.c[HA_CNT_HITS] * cost_per_hit_ns(hb) / 1e9 / s : 0;
 }
 
 static void governor_text(struct heap_bpf *hb, char *buf, size_t len, double elapsed)
@@ -867,7 +719,7 @@ static void governor_text(struct heap_bpf *hb, char *buf, size_t len, double ela
 		snprintf(buf, len, "duty-cycled: %.0f hits/s x %.1f us per hit cost %.1f%% of one "
 			 "CPU while attached, over the %g%% budget, so the probes were attached "
 			 "%.1f%% of the time (%" PRIu64 " windows)", rate,
-			 (hb->trap_ns + hb->prog_ns) / 1e3, 100 * cost_attached(hb),
+			 cost_per_hit_ns(hb) / 1e3, 100 * cost_attached(hb),
 			 hb->o.budget_pct, elapsed > 0 ? 100 * s / elapsed : 0,
 			 hb->attaches);
 }
@@ -907,6 +759,7 @@ int heap_bpf__stats(struct heap_bpf *hb, struct heap_bpf_stats *st)
 	st->trap_ns = hb->trap_ns;
 	st->prog_ns = hb->prog_ns;
 	st->calibrated = hb->calibrated;
+	st->multi_links = gov_costs()->multi;
 	st->prog_ns_measured = hb->prog_ns_measured;
 	st->budget_pct = hb->bucket.budget < 0 ? -1 : hb->o.budget_pct;
 	st->cost_pct_attached = 100 * cost_attached(hb);
@@ -951,13 +804,9 @@ void heap_bpf__free(struct heap_bpf *hb)
 	if (!hb)
 		return;
 	heap_bpf__stop(hb);
-	reap(hb, true);
-	for (int i = 0; i < hb->nprobes; i++)
-		bpf_link__destroy(hb->probes[i].link);
+	gov_reaper__reap(&hb->reaper, true);
+	destroy_links(hb);
 	heapalloc_bpf__destroy(hb->skel);
-	if (hb->stats_fd >= 0)
-		close(hb->stats_fd);
-	free(hb->reapers);
 	free(hb->pcpu);
 	pthread_cond_destroy(&hb->wake);
 	pthread_mutex_destroy(&hb->lock);

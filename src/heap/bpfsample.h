@@ -18,10 +18,10 @@
  * Frees are not seen (the sweeper frees spans, not objects): only allocation figures.
  *
  * Every hit is a trap in the target (microseconds: bench/README.md), so a governor thread
- * keeps the probes' cost under a budget (% of one CPU): cost = hits x (calibrated trap
- * cost of the probed instruction + the BPF program's run time). Over budget it detaches
- * every probe and re-attaches when the budget has refilled (duty cycling); the figures
- * then cover the attached time only, and the stats say how much that was.
+ * keeps the probes' cost under a budget (% of one CPU) with engine/governor.h: cost = hits
+ * x (trap cost of the probed instruction's kind + the BPF program's run time). Over budget
+ * it detaches every probe and re-attaches when the budget has refilled (duty cycling);
+ * the figures then cover the attached time only, and the stats say how much that was.
  */
 #ifndef GOTRACE_HEAP_BPFSAMPLE_H
 #define GOTRACE_HEAP_BPFSAMPLE_H
@@ -46,7 +46,8 @@ struct heap_bpf_opts {
 	double budget_pct;	 /* % of one CPU; 0: the default; < 0: no limit */
 	uint64_t period;	 /* mean bytes between sample points; 0: 512 KiB */
 	unsigned int max_stacks; /* stack table size; 0: 8192 */
-	bool no_calibrate;	 /* trap costs from the built-in table */
+	bool no_calibrate;	 /* trap costs from the built-in table (gov_init: the first
+				  * engine started in the process decides) */
 };
 
 struct heap_bpf_probe {
@@ -54,7 +55,7 @@ struct heap_bpf_probe {
 	const char *prog;      /* "ha_refill" */
 	uint64_t addr;	       /* link-time address of the probed instruction */
 	uint64_t file_off;
-	const char *insn_kind; /* "emulated" or "single-step" */
+	const char *insn_kind; /* "emulated", "single-step" or "nop5" (gov_kind_name) */
 };
 
 struct heap_bpf_stats {
@@ -74,8 +75,9 @@ struct heap_bpf_stats {
 	double attached_s;
 	uint64_t attached_hits, attached_bytes, attached_objects;
 	uint64_t attaches;	/* attach windows (1 when never detached) */
-	double trap_ns, prog_ns; /* cost per hit: trap (calibrated or built-in), BPF program */
-	bool calibrated;
+	double trap_ns, prog_ns; /* cost per hit: trap (timed or built-in), BPF program */
+	bool calibrated;	/* trap costs timed here (gov_costs()->measured) */
+	bool multi_links;	/* uprobe_multi links, else perf-event uprobes */
 	bool prog_ns_measured;	/* from the kernel's BPF run-time statistics */
 	double budget_pct;	/* < 0: none */
 	double cost_pct_attached; /* % of one CPU the probes cost while attached */
@@ -110,23 +112,5 @@ int heap_bpf__foreach_stack(struct heap_bpf *hb,
 void heap_bpf__free(struct heap_bpf *hb);
 
 const char *heap_bpf__at_name(enum heap_bpf_at at);
-
-/* ---- pure parts (tests) */
-
-/*
- * The governor's token bucket, in CPU-seconds: filled at BUDGET per second up to BURST
- * seconds of budget, drained by the probes' cost.
- */
-struct heap_bpf_bucket {
-	double budget; /* CPU-s per s; < 0: no limit */
-	double burst_s;
-	double level;
-};
-
-enum heap_bpf_action { HEAP_BPF_KEEP, HEAP_BPF_DETACH, HEAP_BPF_ATTACH };
-
-/* One tick of DT seconds in which the attached probes (ATTACHED) cost COST CPU-s. */
-enum heap_bpf_action heap_bpf_bucket__tick(struct heap_bpf_bucket *b, double dt, double cost,
-					   bool attached);
 
 #endif

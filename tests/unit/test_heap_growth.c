@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: MIT
 /*
  * Unit tests of the pure rules of src/heap: growth detection on synthetic series of one
- * stack's in-use bytes per GC cycle (growth.c), and the token bucket that keeps the BPF
- * allocation probes within their CPU budget (bpfsample.c).
+ * stack's in-use bytes per GC cycle (growth.c). The token bucket that keeps the BPF
+ * allocation probes within their budget is the governor's (test_governor.c).
  */
-#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +11,6 @@
 #include <stdio.h>
 #include <cmocka.h>
 
-#include "heap/bpfsample.h"
 #include "heap/growth.h"
 
 #define MiB (1024.0 * 1024)
@@ -126,68 +124,6 @@ static void test_late_stack(void **state)
 	assert_true(s.last - s.first == 2 * MiB);
 }
 
-/* ---- the BPF probes' budget */
-
-/* Simulate SECONDS of 5 ms ticks with probes costing COST CPU-s/s while attached. */
-static double duty(double budget, double cost, double seconds, double *avg, int *windows)
-{
-	struct heap_bpf_bucket b = { .budget = budget, .burst_s = 0.5 };
-	double dt = 0.005, on = 0, spent = 0;
-	bool attached = true;
-
-	b.level = budget > 0 ? budget * b.burst_s : 0;
-	*windows = 1;
-	for (double t = 0; t < seconds; t += dt) {
-		double c = attached ? cost * dt : 0;
-		enum heap_bpf_action a = heap_bpf_bucket__tick(&b, dt, c, attached);
-
-		spent += c;
-		on += attached ? dt : 0;
-		if (a == HEAP_BPF_DETACH) {
-			assert_true(attached);
-			attached = false;
-		} else if (a == HEAP_BPF_ATTACH) {
-			assert_false(attached);
-			attached = true;
-			++*windows;
-		}
-	}
-	*avg = spent / seconds;
-	return on / seconds;
-}
-
-static void test_budget_duty_cycle(void **state)
-{
-	double avg, f;
-	int w;
-
-	/* 5% of a CPU while attached against a 1% budget: attached ~1/5 of the time. */
-	f = duty(0.01, 0.05, 100, &avg, &w);
-	assert_true(fabs(f - 0.2) < 0.02);
-	assert_true(fabs(avg - 0.01) < 0.001);
-	assert_true(w > 10);
-	/* Much costlier probes: short windows, the same average. */
-	f = duty(0.01, 0.5, 100, &avg, &w);
-	assert_true(fabs(avg - 0.01) < 0.001);
-	assert_true(f < 0.03);
-	/* Within budget: never detached. */
-	f = duty(0.01, 0.005, 100, &avg, &w);
-	assert_true(fabs(f - 1) < 1e-3);
-	assert_int_equal(w, 1);
-	/* No budget: always attached. */
-	f = duty(-1, 5, 10, &avg, &w);
-	assert_true(fabs(f - 1) < 1e-3);
-	assert_int_equal(w, 1);
-}
-
-static void test_budget_no_limit_reattaches(void **state)
-{
-	struct heap_bpf_bucket b = { .budget = -1, .burst_s = 0.5 };
-
-	assert_int_equal(heap_bpf_bucket__tick(&b, 0.005, 1, true), HEAP_BPF_KEEP);
-	assert_int_equal(heap_bpf_bucket__tick(&b, 0.005, 0, false), HEAP_BPF_ATTACH);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,8 +134,6 @@ int main(void)
 		cmocka_unit_test(test_growth_with_falls),
 		cmocka_unit_test(test_below_floor),
 		cmocka_unit_test(test_late_stack),
-		cmocka_unit_test(test_budget_duty_cycle),
-		cmocka_unit_test(test_budget_no_limit_reattaches),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
