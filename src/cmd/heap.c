@@ -728,6 +728,8 @@ static struct json_object *bpf_json(const struct hp_run *r)
 	json_object_object_add(o, "bpf_ns_per_hit", b->prog_ns_measured ? jdbl(b->prog_ns) :
 				NULL);
 	json_object_object_add(o, "cost_ns_per_hit", jdbl(cost));
+	json_object_object_add(o, "links", json_object_new_string(
+				     b->multi_links ? "uprobe_multi" : "perf_event"));
 	json_object_object_add(o, "cost_pct_attached", json_object_new_double(
 		b->cost_pct_attached));
 	json_object_object_add(o, "cost_pct_average", json_object_new_double(b->cost_pct_avg));

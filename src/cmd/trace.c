@@ -403,6 +403,8 @@ static struct json_object *report_json(const struct trace_run *r, const struct s
 	json_object_object_add(cal, "single_step_ns", jdouble(st->calib_singlestep_ns, "%.0f"));
 	json_object_object_add(cal, "nop5_ns", jdouble(st->calib_nop5_ns, "%.0f"));
 	json_object_object_add(gov, "cost_per_hit", cal);
+	json_object_object_add(gov, "links", json_object_new_string(
+				       st->multi_links ? "uprobe_multi" : "perf_event"));
 	json_object_object_add(o, "governor", gov);
 
 	a = json_object_new_array();
