@@ -78,6 +78,7 @@ struct waits {
 	uint64_t off_windows;
 	struct gov_bucket bucket; /* budget < 0: none */
 	double spent, est_now;
+	double tail_spent;	/* of SPENT: unseen perf-event tails after detach */
 	bool target_exited;
 	struct gov_reaper reaper; /* threads closing links */
 	uint64_t *stackbuf;	/* scratch for foreach callbacks */
@@ -116,6 +117,7 @@ static void probes_off(struct waits *w)
 		tail_cost += p->rate * tail_s * probe_cost(p) * 1e-9;
 	}
 	w->spent += tail_cost;
+	w->tail_spent += tail_cost;
 	w->bucket.level -= tail_cost;
 }
 
@@ -545,6 +547,7 @@ int waits__poll(struct waits *w, struct waits_stats *st)
 	st->burst_s = BURST_S;
 	st->calibrated = gov_costs()->measured;
 	st->multi_links = gov_costs()->multi;
+	st->tail_charged_s = w->tail_spent;
 	for (int id = 0; id < WT_PROBE__CNT; id++) {
 		struct wprobe *p = &w->probes[id];
 		struct waits_probe_stats *ps = &st->probes[id];

@@ -71,6 +71,7 @@ struct waits_stats {
 	double burst_s;
 	bool calibrated;	/* trap costs measured here (else built in) */
 	bool multi_links;	/* uprobe_multi links (else perf-event uprobes, tail charged) */
+	double tail_charged_s;	/* CPU-s charged for perf-event probes trapping after detach */
 	struct waits_probe_stats probes[WT_PROBE__CNT];
 	uint64_t c[WT_CNT__NR]; /* the BPF counters, summed over CPUs */
 	uint64_t unseen_reason[WT_MAX_WAITREASONS];
