@@ -174,50 +174,30 @@ static int parse_args(int argc, char **argv, struct ct_env *env)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	char *end;
-	long v;
-	int c;
+	long v = 0;
+	int c, err = 0;
 
 	while ((c = getopt_long(argc, argv, "p:d:jvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v <= 0 || v > INT_MAX)
-				return cmd_fail("invalid PID '%s': expected a positive number",
-						optarg);
-			env->pid = (pid_t)v;
+			err = cmd_parse_pid(optarg, &env->pid);
 			break;
 		case 'd':
-			errno = 0;
-			env->seconds = strtod(optarg, &end);
-			if (errno || *end || !(env->seconds > 0) || env->seconds > 1e6)
-				return cmd_fail("invalid duration '%s': expected seconds, e.g. 10 "
-						"or 0.5", optarg);
+			err = cmd_parse_secs("duration", optarg, CMD_ABOVE_0, 1e6, &env->seconds);
 			break;
 		case OPT_HZ:
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v < 1 || v > MAX_HZ)
-				return cmd_fail("invalid --hz '%s': expected 1 to %d", optarg,
-						MAX_HZ);
+			err = cmd_parse_int("--hz", optarg, 1, MAX_HZ, NULL, &v);
 			env->hz = (int)v;
 			break;
 		case OPT_PPROF:
 			env->pprof = optarg;
 			break;
 		case OPT_MAX_CPU:
-			errno = 0;
-			env->max_cpu = strtod(optarg, &end);
-			if (errno || *end || env->max_cpu < 0 || env->max_cpu > 100)
-				return cmd_fail("invalid --max-cpu '%s': expected a percentage, 0 "
-						"for no limit", optarg);
+			err = cmd_parse_double("--max-cpu", optarg, 0, 100,
+					      "a percentage, 0 for no limit", &env->max_cpu);
 			break;
 		case OPT_TOP:
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v < 0 || v > INT_MAX)
-				return cmd_fail("invalid --top '%s': expected a count", optarg);
+			err = cmd_parse_int("--top", optarg, 0, INT_MAX, "a count", &v);
 			env->top = (int)v;
 			break;
 		case OPT_SYSTEM:
@@ -233,22 +213,10 @@ static int parse_args(int argc, char **argv, struct ct_env *env)
 						optarg);
 			break;
 		case OPT_BUDGET:
-			errno = 0;
-			if (!strcmp(optarg, "none")) {
-				env->budget = -1;
-				break;
-			}
-			env->budget = strtod(optarg, &end);
-			if (errno || *end || !(env->budget > 0) || env->budget > 100)
-				return cmd_fail("invalid --budget '%s': expected a percentage "
-						"of one CPU above 0, or none", optarg);
+			err = cmd_parse_budget(optarg, 100, &env->budget);
 			break;
 		case OPT_MAX_PARKED:
-			errno = 0;
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v < 1 || v > (1 << 24))
-				return cmd_fail("invalid --max-parked '%s': expected 1 to %d",
-						optarg, 1 << 24);
+			err = cmd_parse_int("--max-parked", optarg, 1, 1 << 24, NULL, &v);
 			env->max_parked = (unsigned int)v;
 			break;
 		case 'j':
@@ -264,6 +232,8 @@ static int parse_args(int argc, char **argv, struct ct_env *env)
 			return cmd_fail("usage: gotrace contention -p PID [-d SECONDS] [--hz N] "
 					"[--pprof FILE] [--json]");
 		}
+		if (err)
+			return err;
 	}
 	if (optind < argc)
 		return cmd_fail("unexpected argument '%s': see 'gotrace contention --help'",
@@ -321,6 +291,7 @@ static uint64_t rnd(uint64_t *state)
 static int sample(struct ct_run *r, const struct ct_env *env)
 {
 	struct census_opts copts = { .keep_system = env->system };
+	struct census_reader *rd = NULL; /* kept across censuses: list and caches found once */
 	uint64_t period = 1000000000ULL / (uint64_t)env->hz;
 	uint64_t nstrata = (uint64_t)ceil(env->seconds * env->hz);
 	uint64_t base, cpu0, seed, kstart = 0, span = 1;
@@ -356,8 +327,15 @@ static int sample(struct ct_run *r, const struct ct_env *env)
 			break;
 		t0 = now_ns(CLOCK_MONOTONIC);
 		c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
-		err = census__take(r->m, r->mem, &copts, &c);
+		err = rd ? 0 : census_reader__new(r->m, r->mem, &copts, &rd);
+		if (!err)
+			err = census_reader__take(rd, &c);
 		t1 = now_ns(CLOCK_MONOTONIC);
+		if (err && err != -ENOMEM) {
+			/* Found again from scratch next time, like census__take did each time. */
+			census_reader__free(rd);
+			rd = NULL;
+		}
 		if (err == -ESRCH) {
 			r->target_exited = true;
 			break;
@@ -383,8 +361,10 @@ static int sample(struct ct_run *r, const struct ct_env *env)
 			r->w_sum += (double)((int64_t)kend - kcov);
 			r->w_sq += (double)((int64_t)kend - kcov) * (double)((int64_t)kend - kcov);
 			census__free(c);
-			if (err)
+			if (err) {
+				census_reader__free(rd);
 				return err;
+			}
 			kcov = (int64_t)kend;
 		}
 		/* Next: after this span, and after the stratum the census ended in. */
@@ -409,6 +389,7 @@ static int sample(struct ct_run *r, const struct ct_env *env)
 				r->strata_budget += span - 1;
 		}
 	}
+	census_reader__free(rd);
 	r->interrupted = stop;
 	if (kcov >= 0) {
 		r->t_start = base;
@@ -717,6 +698,9 @@ static void exact_json(struct json_object *o, struct ct_run *r, const struct ct_
 	}
 	json_object_object_add(x, "probes", a);
 	json_object_object_add(x, "trap_cost_timed", json_object_new_boolean(ws->calibrated));
+	json_object_object_add(x, "links", json_object_new_string(
+				       ws->multi_links ? "uprobe_multi" : "perf_event"));
+	json_object_object_add(x, "tail_charged_ns", jint((uint64_t)(ws->tail_charged_s * 1e9)));
 	json_object_object_add(x, "budget_percent", ws->budget_pct < 0 ? NULL :
 				json_object_new_double(ws->budget_pct));
 	json_object_object_add(x, "cost_percent", json_object_new_double(ws->avg_cost_pct));
