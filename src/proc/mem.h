@@ -20,6 +20,7 @@ struct proc_mem_stats {
 	uint64_t requests;     /* reads asked for (each element of a batch counts) */
 	uint64_t syscalls;     /* process_vm_readv or pread calls */
 	uint64_t bytes;	       /* bytes copied from the target */
+	uint64_t pages;	       /* target pages pinned: most of what a read costs */
 	uint64_t failures;     /* requests not read in full */
 	uint64_t cache_hits;   /* page-cache lookups served from the cache */
 	uint64_t cache_misses; /* page-cache lookups that read the target */
