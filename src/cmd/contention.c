@@ -654,7 +654,6 @@ static void sampled_json(struct json_object *o, struct ct_run *r, const struct c
 	json_object_object_add(x, "unreadable", jint(st->unreadable));
 	json_object_object_add(x, "waiting_without_stack", jint(st->no_stack));
 	json_object_object_add(x, "census_retries", jint(st->census_retries));
-	json_object_object_add(x, "waitsince_read_failures", jint(st->waitsince_failed));
 	json_object_object_add(x, "episodes_split_by_waitsince", jint(st->waitsince_splits));
 	json_object_object_add(x, "system_included", json_object_new_boolean(env->system));
 	json_object_object_add(o, "goroutines", x);

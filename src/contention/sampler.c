@@ -73,7 +73,6 @@ struct contention {
 	/* Scratch, per census. */
 	int32_t *cmap;		   /* census stack index -> stack id (+1; 0 unmapped) */
 	size_t cmap_cap;
-	struct proc_mem_req *reqs;
 	int64_t *ws;		   /* g.waitsince of the waiting goroutines */
 	size_t *waiting;	   /* their indexes in the census */
 	size_t scratch_cap;
@@ -132,7 +131,6 @@ void contention__free(struct contention *ct)
 	trk_set_free(&ct->prev);
 	trk_set_free(&ct->cur);
 	free(ct->cmap);
-	free(ct->reqs);
 	free(ct->ws);
 	free(ct->waiting);
 	free(ct);
@@ -449,32 +447,16 @@ static int close_episode(struct contention *ct, const struct tracker *t)
 	return site_add_dur(s, d);
 }
 
-/* Read g.waitsince of the goroutines in WAITING[0..N) into ct->ws. */
+/*
+ * g.waitsince of the goroutines in WAITING[0..N) into ct->ws: from the census, which read
+ * it with the rest of each g (0 when the offset is unknown). MEM is no longer needed.
+ */
 static void read_waitsince(struct contention *ct, struct proc_mem *mem, const struct census *c,
 			   const size_t *waiting, size_t n)
 {
-	if (!n)
-		return;
-	if (ct->off_waitsince < 0 || !mem) {
-		memset(ct->ws, 0, n * sizeof(*ct->ws));
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		ct->ws[i] = 0;
-		ct->reqs[i] = (struct proc_mem_req){ c->gs[waiting[i]].addr + (uint64_t)ct->off_waitsince,
-						     &ct->ws[i], sizeof(ct->ws[i]), 0 };
-	}
-	if (proc_mem__readv(mem, ct->reqs, n) < 0) {
-		ct->st.waitsince_failed += n;
-		memset(ct->ws, 0, n * sizeof(*ct->ws));
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (ct->reqs[i].err) {
-			ct->st.waitsince_failed++;
-			ct->ws[i] = 0;
-		}
-	}
+	(void)mem;
+	for (size_t i = 0; i < n; i++)
+		ct->ws[i] = ct->off_waitsince < 0 ? 0 : c->gs[waiting[i]].waitsince;
 }
 
 static bool is_waiting(uint32_t st)
@@ -496,13 +478,9 @@ static int scratch(struct contention *ct, const struct census *c)
 	if (ct->cmap_cap)
 		memset(ct->cmap, 0, ct->cmap_cap * sizeof(*ct->cmap));
 	if (c->ng > ct->scratch_cap) {
-		struct proc_mem_req *nr = realloc(ct->reqs, c->ng * sizeof(*nr));
 		int64_t *nw;
 		size_t *ni;
 
-		if (!nr)
-			return -ENOMEM;
-		ct->reqs = nr;
 		nw = realloc(ct->ws, c->ng * sizeof(*nw));
 		if (!nw)
 			return -ENOMEM;

@@ -96,7 +96,6 @@ struct ct_stats {
 	uint64_t waiting_sum, runnable_sum, running_sum;
 	uint64_t unreadable;	  /* goroutines the censuses could not read (summed) */
 	uint64_t no_stack;	  /* waiting goroutines charged without a stack (summed) */
-	uint64_t waitsince_failed; /* g.waitsince reads that failed */
 	uint64_t waitsince_splits; /* episodes split because g.waitsince changed */
 	uint64_t census_retries;
 	uint64_t system_sites;	  /* exact mode: sites of runtime goroutines left out */
