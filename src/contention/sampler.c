@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "contention/sampler.h"
+#include "util/hash.h"
 #include "util/log.h"
 
 #define NO_STACK UINT32_MAX
@@ -77,16 +78,6 @@ struct contention {
 	size_t *waiting;	   /* their indexes in the census */
 	size_t scratch_cap;
 };
-
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
 
 struct contention *contention__new(const struct go_model *m, const struct contention_opts *opts)
 {
@@ -197,7 +188,7 @@ static uint32_t stack_hash(const uint64_t *pcs, uint32_t n, bool trunc)
 	uint64_t h = n * 2 + trunc;
 
 	for (uint32_t i = 0; i < n; i++)
-		h = mix(h ^ pcs[i]);
+		h = hash64(h ^ pcs[i]);
 	return (uint32_t)h;
 }
 
@@ -305,7 +296,7 @@ static uint32_t census_stack(struct contention *ct, const struct census *c, int3
 
 static uint32_t site_hash(uint32_t stack, uint8_t reason)
 {
-	return (uint32_t)mix(((uint64_t)stack << 8) | reason);
+	return (uint32_t)hash64(((uint64_t)stack << 8) | reason);
 }
 
 static uint32_t site_rehash(const struct contention *ct, int32_t e)
@@ -365,7 +356,7 @@ static struct tracker *trk_find(struct trk_set *s, uint64_t addr)
 {
 	if (!s->icap)
 		return NULL;
-	for (size_t i = mix(addr) & (s->icap - 1); s->idx[i] >= 0; i = (i + 1) & (s->icap - 1)) {
+	for (size_t i = hash64(addr) & (s->icap - 1); s->idx[i] >= 0; i = (i + 1) & (s->icap - 1)) {
 		if (s->v[s->idx[i]].addr == addr)
 			return &s->v[s->idx[i]];
 	}
@@ -407,7 +398,7 @@ static int trk_index(struct trk_set *s)
 	for (size_t k = 0; k < s->n; k++) {
 		size_t i;
 
-		for (i = mix(s->v[k].addr) & (s->icap - 1); s->idx[i] >= 0; i = (i + 1) & (s->icap - 1))
+		for (i = hash64(s->v[k].addr) & (s->icap - 1); s->idx[i] >= 0; i = (i + 1) & (s->icap - 1))
 			;
 		s->idx[i] = (int32_t)k;
 	}
