@@ -112,6 +112,25 @@ double gov_prog_ns(const struct bpf_program *prog)
 	return (double)info.run_time_ns / (double)info.run_cnt;
 }
 
+int gov_sum_percpu(const struct bpf_map *map, void *pcpu, int ncpus, size_t vsize,
+		   size_t nwords, uint64_t *sum)
+{
+	__u32 zero = 0;
+	int err;
+
+	err = bpf_map__lookup_elem(map, &zero, sizeof(zero), pcpu, ncpus * vsize, 0);
+	if (err)
+		return err;
+	memset(sum, 0, nwords * sizeof(*sum));
+	for (int i = 0; i < ncpus; i++) {
+		const uint64_t *v = (const uint64_t *)((const char *)pcpu + i * vsize);
+
+		for (size_t k = 0; k < nwords; k++)
+			sum[k] += v[k];
+	}
+	return 0;
+}
+
 /* ---------------------------------------------------------------- links */
 
 /* BPF_LINK_CREATE's attributes for a uprobe_multi link (include/uapi/linux/bpf.h). */

@@ -66,6 +66,14 @@ void gov_prepare_prog(struct bpf_program *prog);
 /* The BPF program's mean run time per call since it was loaded, ns; 0 unknown. */
 double gov_prog_ns(const struct bpf_program *prog);
 
+struct bpf_map;
+/*
+ * Key 0 of the per-CPU array MAP, whose values are VSIZE bytes, into PCPU (NCPUS values),
+ * and the sum over CPUs of each value's first NWORDS 64-bit words into SUM. 0 or -errno.
+ */
+int gov_sum_percpu(const struct bpf_map *map, void *pcpu, int ncpus, size_t vsize,
+		   size_t nwords, uint64_t *sum);
+
 /* ---------------------------------------------------------------- links */
 
 /* Threads closing links: the kernel's RCU wait happens there, not in the governor. */

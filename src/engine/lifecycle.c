@@ -365,20 +365,12 @@ static int resolve_probes(struct lifecycle *lc)
 
 static int read_counters(struct lifecycle *lc)
 {
-	__u32 zero = 0;
-	int err;
+	/* Every field is a 64-bit counter. */
+	int err = gov_sum_percpu(lc->skel->maps.counters, lc->pcpu, lc->ncpus, sizeof(*lc->pcpu),
+				 sizeof(lc->sum) / sizeof(uint64_t), (uint64_t *)&lc->sum);
 
-	err = bpf_map__lookup_elem(lc->skel->maps.counters, &zero, sizeof(zero), lc->pcpu,
-				   lc->ncpus * sizeof(*lc->pcpu), 0);
 	if (err)
 		return err;
-	memset(&lc->sum, 0, sizeof(lc->sum));
-	for (int i = 0; i < lc->ncpus; i++) {
-		for (int k = 0; k < LC_CNT__NR; k++)
-			lc->sum.c[k] += lc->pcpu[i].c[k];
-		for (int k = 0; k < LC_MAX_WAITREASONS; k++)
-			lc->sum.park_reason[k] += lc->pcpu[i].park_reason[k];
-	}
 	for (int id = 0; id < LC_PROBE__CNT; id++)
 		lc->probes[id].hits = lc->sum.c[LC_CNT_HITS + id];
 	return 0;

@@ -147,20 +147,12 @@ static int probes_on(struct waits *w)
 
 static int read_counters(struct waits *w)
 {
-	__u32 zero = 0;
-	int err;
+	/* Every field is a 64-bit counter. */
+	int err = gov_sum_percpu(w->skel->maps.counters, w->pcpu, w->ncpus, sizeof(*w->pcpu),
+				 sizeof(w->sum) / sizeof(uint64_t), (uint64_t *)&w->sum);
 
-	err = bpf_map__lookup_elem(w->skel->maps.counters, &zero, sizeof(zero), w->pcpu,
-				   w->ncpus * sizeof(*w->pcpu), 0);
 	if (err)
 		return err;
-	memset(&w->sum, 0, sizeof(w->sum));
-	for (int i = 0; i < w->ncpus; i++) {
-		for (int k = 0; k < WT_CNT__NR; k++)
-			w->sum.c[k] += w->pcpu[i].c[k];
-		for (int k = 0; k < WT_MAX_WAITREASONS; k++)
-			w->sum.unseen_reason[k] += w->pcpu[i].unseen_reason[k];
-	}
 	for (int id = 0; id < WT_PROBE__CNT; id++)
 		w->probes[id].hits = w->sum.c[WT_CNT_HITS + id];
 	return 0;

@@ -405,19 +405,10 @@ static void destroy_links(struct heap_bpf *hb)
 /* Sum the per-CPU counters into HB->sum. 0 or -errno. */
 static int read_counters(struct heap_bpf *hb)
 {
-	__u32 zero = 0;
-	int err;
-
-	err = bpf_map__lookup_elem(hb->skel->maps.counters, &zero, sizeof(zero), hb->pcpu,
-				   hb->ncpus * sizeof(*hb->pcpu), 0);
-	if (err)
-		return err;
+	/* The counters lead the value; the countdown after them is per CPU, not summed. */
 	memset(&hb->sum, 0, sizeof(hb->sum));
-	for (int i = 0; i < hb->ncpus; i++) {
-		for (int k = 0; k < HA_CNT__NR; k++)
-			hb->sum.c[k] += hb->pcpu[i].c[k];
-	}
-	return 0;
+	return gov_sum_percpu(hb->skel->maps.counters, hb->pcpu, hb->ncpus, sizeof(*hb->pcpu),
+			      HA_CNT__NR, (uint64_t *)hb->sum.c);
 }
 
 static bool process_gone(pid_t pid)
