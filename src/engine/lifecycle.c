@@ -766,33 +766,6 @@ static void *governor_main(void *arg)
 
 /* ---------------------------------------------------------------- API */
 
-/*
- * The window of a g holding the (known) fields IDS, for the BPF side to read at once:
- * *OFF and *LEN, or *LEN 0 when it is larger than LC_GWIN or a field is unknown.
- */
-static void window(const struct go_offsets *off, const enum go_off_id *ids, int n, __u32 *woff,
-		   __u32 *wlen)
-{
-	int64_t lo = INT64_MAX, hi = -1;
-
-	*woff = *wlen = 0;
-	for (int i = 0; i < n; i++) {
-		int64_t v = off->val[ids[i]];
-
-		/* Unknown fields (parentGoid before 1.21) are not read. */
-		if (v < 0 && ids[i] == GO_OFF_G_PARENTGOID)
-			continue;
-		if (v < 0)
-			return;
-		lo = v < lo ? v : lo;
-		hi = v + 8 > hi ? v + 8 : hi;
-	}
-	if (hi <= lo || hi - lo > LC_GWIN)
-		return;
-	*woff = (__u32)lo;
-	*wlen = (__u32)(hi - lo);
-}
-
 static int set_offsets(struct lifecycle *lc)
 {
 	const struct go_offsets *off = &lc->m->off;
@@ -822,8 +795,10 @@ static int set_offsets(struct lifecycle *lc)
 		const enum go_off_id sfields[] = { GO_OFF_G_STACK_LO, GO_OFF_G_STACK_HI,
 						   GO_OFF_G_SCHED_BP };
 
-		window(off, gfields, 4, &s->rodata->gwin_off, &s->rodata->gwin_len);
-		window(off, sfields, 3, &s->rodata->swin_off, &s->rodata->swin_len);
+		go_offsets__window(off, gfields, 4, LC_GWIN, &s->rodata->gwin_off,
+				   &s->rodata->gwin_len);
+		go_offsets__window(off, sfields, 3, LC_GWIN, &s->rodata->swin_off,
+				   &s->rodata->swin_len);
 	}
 	return 0;
 }

@@ -261,25 +261,6 @@ static void *governor_main(void *arg)
 
 /* ---------------------------------------------------------------- set-up */
 
-/* The smallest window of a g holding the fields IDS; *LEN 0 when larger than WIN_G. */
-static void g_window(const struct go_offsets *off, const enum go_off_id *ids, int n, __u32 *woff,
-		     __u32 *wlen)
-{
-	int64_t lo = INT64_MAX, hi = 0;
-
-	*woff = *wlen = 0;
-	for (int i = 0; i < n; i++) {
-		int64_t v = off->val[ids[i]];
-
-		lo = v < lo ? v : lo;
-		hi = v + 8 > hi ? v + 8 : hi;
-	}
-	if (lo < 0 || hi - lo > WIN_G)
-		return;
-	*woff = (__u32)lo;
-	*wlen = (__u32)(hi - lo);
-}
-
 static int set_rodata(struct waits *w)
 {
 	static const enum go_off_id need[] = { GO_OFF_G_GOID, GO_OFF_G_M, GO_OFF_M_CURG,
@@ -307,8 +288,8 @@ static int set_rodata(struct waits *w)
 	r->off_g_stack_hi = off->val[GO_OFF_G_STACK_HI];
 	r->off_g_sched_sp = off->val[GO_OFF_G_SCHED_SP];
 	r->off_g_sched_bp = off->val[GO_OFF_G_SCHED_BP];
-	g_window(off, pwin, 3, &r->pwin_off, &r->pwin_len);
-	g_window(off, cwin, 4, &r->cwin_off, &r->cwin_len);
+	go_offsets__window(off, pwin, 3, WIN_G, &r->pwin_off, &r->pwin_len);
+	go_offsets__window(off, cwin, 4, WIN_G, &r->cwin_off, &r->cwin_len);
 	r->cfg_stack_depth = w->o.stack_depth;
 	/* The kernel's tgid is our view of it only in the initial PID namespace. */
 	if (!stat("/proc/self/ns/pid", &st) && st.st_ino == 0xEFFFFFFCU)

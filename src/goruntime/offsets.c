@@ -183,3 +183,25 @@ int go_offsets__from_table(int minor, struct go_offsets *o)
 		o->src[i] = o->val[i] < 0 ? GO_OFF_SRC_NONE : GO_OFF_SRC_TABLE;
 	return 0;
 }
+
+void go_offsets__window(const struct go_offsets *o, const enum go_off_id *ids, int n,
+			uint32_t max, uint32_t *off, uint32_t *len)
+{
+	int64_t lo = INT64_MAX, hi = -1;
+
+	*off = *len = 0;
+	for (int i = 0; i < n; i++) {
+		int64_t v = o->val[ids[i]];
+
+		if (v < 0 && ids[i] == GO_OFF_G_PARENTGOID)
+			continue;
+		if (v < 0)
+			return;
+		lo = v < lo ? v : lo;
+		hi = v + 8 > hi ? v + 8 : hi;
+	}
+	if (hi <= lo || hi - lo > max)
+		return;
+	*off = (uint32_t)lo;
+	*len = (uint32_t)(hi - lo);
+}

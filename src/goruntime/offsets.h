@@ -73,6 +73,14 @@ int go_offsets__from_table(int minor, struct go_offsets *o);
  */
 int go_offsets__from_dwarf(const struct elf_file *ef, struct go_offsets *o);
 
+/*
+ * The smallest span of a g holding the 8-byte fields IDS[0..N), for a BPF program to read
+ * at once: *OFF and *LEN, or *LEN 0 when it is longer than MAX or a field is unknown
+ * (parentGoid, which Go has only from 1.21, is left out when unknown).
+ */
+void go_offsets__window(const struct go_offsets *o, const enum go_off_id *ids, int n,
+			uint32_t max, uint32_t *off, uint32_t *len);
+
 /* Wait-reason names for Go 1.MINOR: *TAB gets the array, returns its length (0 unknown). */
 int go_waitreasons(int minor, const char *const **tab);
 /* Name of wait reason R for Go 1.MINOR, or NULL. */
