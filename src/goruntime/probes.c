@@ -248,7 +248,7 @@ static int resolve_role(const struct elf_file *ef, const struct pclntab *p, int 
 	return err;
 }
 
-static bool is_sc_variant(const char *name)
+bool go_probes__is_sc_variant(const char *name)
 {
 	for (size_t i = 0; i < sizeof(sc_prefixes) / sizeof(sc_prefixes[0]); i++) {
 		size_t l = strlen(sc_prefixes[i]);
@@ -338,7 +338,7 @@ static int add_variants(const struct elf_file *ef, const struct pclntab *p, int 
 			const struct go_func *fn = pclntab__func(p, i);
 
 			if (!fn || !fn->name || strncmp(fn->name, "runtime.mallocgc", 16) ||
-			    !(is_sc_variant(fn->name) || is_slowpath_variant(fn->name)))
+			    !(go_probes__is_sc_variant(fn->name) || is_slowpath_variant(fn->name)))
 				continue;
 			ret = add_variant(ef, fn, sv);
 			if (ret < 0)

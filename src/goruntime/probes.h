@@ -63,6 +63,8 @@ struct go_probe_site {
 
 const char *go_probes__role_name(enum go_probe_role role);
 const char *go_probes__attach_kind_name(enum go_attach_kind k); /* "emulated", "single-step" */
+/* One of Go 1.27's size-specialized allocators ("runtime.mallocgcTinySC3"). */
+bool go_probes__is_sc_variant(const char *name);
 
 /*
  * Resolve every hooked function for Go 1.MINOR in EF. *SITES is a malloc'd array

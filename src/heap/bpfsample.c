@@ -207,27 +207,6 @@ static int resolve_refill(struct heap_bpf *hb)
 	return err;
 }
 
-/* 1.27 size-specialized allocators: PREFIX then a size class number. */
-static bool is_sc(const char *name)
-{
-	static const char *const pfx[] = { "runtime.mallocgcSmallScanNoHeaderSC",
-					   "runtime.mallocgcSmallNoScanSC",
-					   "runtime.mallocgcTinySC" };
-
-	for (size_t i = 0; i < sizeof(pfx) / sizeof(pfx[0]); i++) {
-		size_t l = strlen(pfx[i]);
-		const char *d = name + l;
-
-		if (strncmp(name, pfx[i], l) || !*d)
-			continue;
-		while (*d >= '0' && *d <= '9')
-			d++;
-		if (!*d)
-			return true;
-	}
-	return false;
-}
-
 /*
  * The functions every allocation enters exactly once (see bpfsample.h): with the 1.27
  * size-specialized routines, those and the four general ones mallocgc calls for the
@@ -249,7 +228,7 @@ static int resolve_mallocgc(struct heap_bpf *hb)
 
 	for (size_t i = 0, cnt = pclntab__func_cnt(p); i < cnt; i++) {
 		fn = pclntab__func(p, i);
-		if (fn && fn->name && is_sc(fn->name))
+		if (fn && fn->name && go_probes__is_sc_variant(fn->name))
 			nsc++;
 	}
 	for (size_t i = 0; i < 5; i++)
@@ -269,7 +248,7 @@ static int resolve_mallocgc(struct heap_bpf *hb)
 		}
 		for (size_t i = 0, cnt = pclntab__func_cnt(p); i < cnt; i++) {
 			fn = pclntab__func(p, i);
-			if (fn && fn->name && is_sc(fn->name)) {
+			if (fn && fn->name && go_probes__is_sc_variant(fn->name)) {
 				err = add_probe(hb, fn, prog, "ha_alloc");
 				if (err)
 					return err;
